@@ -1,0 +1,111 @@
+//! What both spaces share: the network's weights and forward pass, and the
+//! interface the trainer drives.
+//!
+//! The network, one step `t` (bias input first, `h₋₁ = 0`):
+//! `h_t = tanh([1, x_t, h_{t-1}] · W¹)`, logits `y_t = [1, h_t] · W²`.
+
+use crate::cells;
+use crate::fused::Gradients;
+use candle_core::{Result, Tensor, Var};
+
+/// The weights of a one-layer recurrent network, rows ordered as the layer inputs:
+/// `w1` is `(1 + n_in + H) × H` (bias, inputs, recurrence), `w2` is `(1 + H) × C`.
+#[derive(Clone, Debug)]
+pub struct RnnWeights {
+    /// Recurrent layer weights.
+    pub w1: Tensor,
+    /// Output layer weights.
+    pub w2: Tensor,
+}
+
+impl RnnWeights {
+    /// Hidden units.
+    pub fn hidden(&self) -> Result<usize> {
+        self.w1.dim(1)
+    }
+
+    /// The recurrent layer's states `(L, B, H)` for time-major inputs `(L, B, n_in)`.
+    pub fn states(&self, inputs: &Tensor) -> Result<Tensor> {
+        let (l, b, n_in) = inputs.dims3()?;
+        let h = self.hidden()?;
+        let sums = self.input_sums(inputs)?;
+        let w_h = self.w1.narrow(0, 1 + n_in, h)?;
+        let h0 = Tensor::zeros((b, h), inputs.dtype(), inputs.device())?;
+        let states = cells::tanh::unroll(&sums, &w_h, &h0)?;
+        debug_assert_eq!(states.dims3()?, (l, b, h));
+        Ok(states)
+    }
+
+    /// `b + x_t W_x` for every step at once: the part of the recurrent layer's sums
+    /// that does not depend on the recurrence. `(L, B, H)`.
+    pub fn input_sums(&self, inputs: &Tensor) -> Result<Tensor> {
+        let (l, b, n_in) = inputs.dims3()?;
+        let h = self.hidden()?;
+        let bias = self.w1.get(0)?;
+        let w_x = self.w1.narrow(0, 1, n_in)?;
+        inputs
+            .reshape((l * b, n_in))?
+            .matmul(&w_x)?
+            .broadcast_add(&bias)?
+            .reshape((l, b, h))
+    }
+
+    /// Logits `(L, B, C)` from states `(L, B, H)`.
+    pub fn output(&self, states: &Tensor) -> Result<Tensor> {
+        let (l, b, h) = states.dims3()?;
+        let c = self.w2.dim(1)?;
+        states
+            .reshape((l * b, h))?
+            .matmul(&self.w2.narrow(0, 1, h)?)?
+            .broadcast_add(&self.w2.get(0)?)?
+            .reshape((l, b, c))
+    }
+
+    /// Logits of steps `from..L` for inputs `(L, B, n_in)`: `(L - from, B, C)`.
+    pub fn logits(&self, inputs: &Tensor, from: usize) -> Result<Tensor> {
+        let states = self.states(inputs)?;
+        let l = states.dim(0)?;
+        self.output(&states.narrow(0, from, l - from)?)
+    }
+
+    /// The same weights, cut from any autograd graph.
+    pub fn detach(&self) -> RnnWeights {
+        RnnWeights {
+            w1: self.w1.detach(),
+            w2: self.w2.detach(),
+        }
+    }
+}
+
+/// A trainable recurrent network, in either space.
+pub trait Model {
+    /// Logits of steps `from..L` for inputs `(L, B, n_in)`, as a graph differentiable
+    /// with respect to [`Model::parameters`].
+    fn logits(&self, inputs: &Tensor, from: usize) -> Result<Tensor>;
+    /// Loss and parameter gradients on a batch (inputs `(L, B, n_in)`, labels
+    /// `(L - from, B)`), computed by the fused analytic pass; equal, up to rounding,
+    /// to backpropagating the loss of [`Model::logits`].
+    fn loss_and_gradients(
+        &self,
+        inputs: &Tensor,
+        labels: &Tensor,
+        from: usize,
+    ) -> anyhow::Result<Gradients>;
+    /// The trainable parameters, in a fixed order.
+    fn parameters(&self) -> Vec<Var>;
+    /// The weights the network currently computes with (realised, in target space).
+    fn weights(&self) -> Result<RnnWeights>;
+}
+
+/// A batch's tensors as the flat buffers the fused pass reads.
+pub(crate) fn flat_batch(inputs: &Tensor, labels: &Tensor) -> Result<(Vec<f32>, Vec<u32>)> {
+    Ok((
+        inputs.flatten_all()?.to_vec1()?,
+        labels.flatten_all()?.to_vec1()?,
+    ))
+}
+
+/// The flat values of a parameter.
+pub(crate) fn flat(var: &Var) -> Result<Vec<f32>> {
+    var.flatten_all()?.to_vec1()
+}
