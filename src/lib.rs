@@ -8,6 +8,7 @@ pub mod cells;
 pub mod fused;
 pub mod kernels;
 pub mod model;
+pub mod report;
 pub mod solve;
 pub mod target;
 pub mod tasks;

@@ -1,18 +1,23 @@
 //! The `tsrnn` command line.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tsrnn::model::{RnnWeights, WEIGHTS_OUTPUT, WEIGHTS_RECURRENT};
+use tsrnn::tasks::{self, TaskKind};
+use tsrnn::train::checkpoint::{self, BEST_DIR, MODEL_FILE};
+use tsrnn::train::config::{self, FIELDS, RunConfig, Space};
+use tsrnn::train::{self as training, Dataset, Event, Metrics, Outcome, RunOptions, Trainer};
 
 // Training allocates and frees tensors of megabytes every iteration; the system
 // allocator returns them to the kernel and pays a page fault per page to get them
 // back, which cost more than the arithmetic.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use clap::{Parser, Subcommand};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use tsrnn::tasks::TaskKind;
-use tsrnn::train::config::{self, FIELDS, Space};
-use tsrnn::train::{Metrics, Trainer};
 
 /// Recurrent networks trained in target space (Fairbank, Samothrakis & Citi, 2022).
 #[derive(Parser)]
@@ -24,19 +29,70 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train a network on a task file, printing one line per evaluation.
+    /// Train a network on a task file (or resume a checkpoint), printing one line
+    /// per evaluation and saving a checkpoint directory. Ctrl-C saves and stops.
     Train {
-        /// The task file (JSON), e.g. tasks/delay-recall.json.
-        task: PathBuf,
+        /// The task file (JSON), e.g. tasks/delay-recall.json; not with --resume.
+        #[arg(required_unless_present = "resume", conflicts_with = "resume")]
+        task: Option<PathBuf>,
+        /// Continue the run saved in this checkpoint directory.
+        #[arg(long, value_name = "DIR")]
+        resume: Option<PathBuf>,
         /// Train in this space, overriding the task file's `space`.
-        #[arg(long, value_enum)]
+        #[arg(long, value_enum, conflicts_with = "resume")]
         space: Option<Space>,
-        /// Override a task field, e.g. `--set delay=40`; repeatable.
+        /// Override a task field, e.g. `--set delay=40`; repeatable. With --resume
+        /// only `iterations` may be changed.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
-        /// Append every evaluation to this file as a JSON line.
+        /// Also append every evaluation to this file as a JSON line.
         #[arg(long, value_name = "FILE")]
         metrics: Option<PathBuf>,
+        /// The checkpoint directory [default: checkpoints/TASK-SPACE-DATE-TIME].
+        #[arg(long, value_name = "DIR", conflicts_with = "resume")]
+        out: Option<PathBuf>,
+        /// Save every N iterations as well as at the end.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        save_every: Option<u64>,
+    },
+    /// Evaluate a checkpoint on its task's test set (re-created from the seed) or on
+    /// another one chosen with --set, using the saved realised weights; prints JSON.
+    Eval {
+        /// The checkpoint directory.
+        checkpoint: PathBuf,
+        /// Use the checkpoint's best evaluation (its best/ directory).
+        #[arg(long)]
+        best: bool,
+        /// Change the test set, e.g. `--set test_size=5000 --set seed=7` or a longer
+        /// `seq_len`; repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Also write the JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Write a report (report.json, report.md, SVG learning curves) of one or more
+    /// runs: checkpoint directories or metrics files.
+    Report {
+        /// Checkpoint directories or metrics (.jsonl) files.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// The report directory.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Train a task in target space and in weight space with the same seed and data,
+    /// and write the comparison report.
+    Compare {
+        /// The task file (JSON).
+        task: PathBuf,
+        /// Override a task field; repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// The report directory [default: reports/compare-TASK-DATE-TIME]; the two
+        /// runs' checkpoints go to checkpoints/ under the same name.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
     /// List the task kinds and the task-file fields with their defaults.
     Tasks,
@@ -53,10 +109,42 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train {
             task,
+            resume,
             space,
             overrides,
             metrics,
-        } => train(&task, space, &overrides, metrics.as_deref()),
+            out,
+            save_every,
+        } => {
+            let (trainer, dir) = match (task, resume) {
+                (_, Some(dir)) => (resume_trainer(&dir, &overrides)?, dir),
+                (Some(task), None) => {
+                    let config = config::load(&task, &overrides, space)?;
+                    let dir = out.unwrap_or_else(|| checkpoint::default_dir(&config));
+                    (fresh_trainer(&config, &dir)?, dir)
+                }
+                (None, None) => bail!("give a task file or --resume DIR"),
+            };
+            train(
+                trainer,
+                &dir,
+                save_every.map(|n| n as usize),
+                metrics.as_deref(),
+            )
+            .map(|_| ())
+        }
+        Command::Eval {
+            checkpoint,
+            best,
+            overrides,
+            out,
+        } => eval(&checkpoint, best, &overrides, out.as_deref()),
+        Command::Report { runs, out } => report(&runs, &out),
+        Command::Compare {
+            task,
+            overrides,
+            out,
+        } => compare(&task, &overrides, out),
         Command::Tasks => {
             list_tasks();
             Ok(())
@@ -64,67 +152,248 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn train(
-    task: &Path,
-    space: Option<Space>,
-    overrides: &[String],
-    metrics: Option<&Path>,
-) -> Result<()> {
-    let config = config::load(task, overrides, space)?;
-    let mut sink = match metrics {
-        Some(path) => Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("{}: cannot open the metrics file", path.display()))?,
-        ),
-        None => None,
-    };
-    println!("{}", serde_json::to_string(&config)?);
-    let mut trainer = Trainer::new(&config)?;
-    trainer.run(|row: &Metrics| {
-        println!(
-            "iter {:>6}  train loss {:.4} acc {:6.2}%  test loss {:.4} acc {:6.2}%  {:7.2} s  {:6.2} ms/it",
-            row.iteration,
-            row.train_loss,
-            100.0 * row.train_accuracy,
-            row.test_loss,
-            100.0 * row.test_accuracy,
-            row.elapsed_s,
-            row.ms_per_iteration
+fn fresh_trainer(config: &RunConfig, dir: &Path) -> Result<Trainer> {
+    if dir.join(checkpoint::CONFIG_FILE).exists() {
+        bail!(
+            "{}: already holds a checkpoint; continue it with --resume {0} or choose another --out",
+            dir.display()
         );
-        if let (Some(file), Some(path)) = (sink.as_mut(), metrics) {
-            writeln!(file, "{}", serde_json::to_string(row)?)
-                .and_then(|_| file.flush())
-                .with_context(|| format!("{}: cannot write metrics", path.display()))?;
+    }
+    Trainer::new(config)
+}
+
+fn resume_trainer(dir: &Path, overrides: &[String]) -> Result<Trainer> {
+    let mut iterations = None;
+    for item in overrides {
+        match item.split_once('=') {
+            Some(("iterations", n)) => {
+                iterations = Some(
+                    n.trim()
+                        .parse::<usize>()
+                        .map_err(|_| anyhow!("--set {item}: not a count"))?,
+                )
+            }
+            _ => bail!("--set {item}: with --resume only `iterations` may be changed"),
+        }
+    }
+    Trainer::resume(dir, iterations)
+}
+
+/// Prints a run's progress: a bar on a terminal, plain lines otherwise.
+struct Progress {
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    fn new(trainer: &Trainer) -> Self {
+        let bar = std::io::stdout().is_terminal().then(|| {
+            let bar = ProgressBar::new(trainer.config().iterations as u64);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{bar:30} {pos}/{len} it  {msg}  [{elapsed_precise} < {eta_precise}]",
+                )
+                .expect("a valid template"),
+            );
+            bar.set_position(trainer.iteration() as u64);
+            bar
+        });
+        Progress { bar }
+    }
+
+    fn line(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => println!("{text}"),
+        }
+    }
+
+    fn event(&self, event: &Event) {
+        match event {
+            Event::Step { iteration, loss } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_position(*iteration as u64);
+                    bar.set_message(format!("loss {loss:.4}"));
+                }
+            }
+            Event::Evaluated(m) => self.line(&format_row(m)),
+            Event::Saved(_) => {}
+        }
+    }
+}
+
+fn format_row(m: &Metrics) -> String {
+    format!(
+        "iter {:>6}  train loss {:.4} acc {:6.2}%  test loss {:.4} acc {:6.2}%  {:7.2} s  {:6.2} ms/it",
+        m.iteration,
+        m.train_loss,
+        100.0 * m.train_accuracy,
+        m.test_loss,
+        100.0 * m.test_accuracy,
+        m.elapsed_s,
+        m.ms_per_iteration
+    )
+}
+
+fn train(
+    mut trainer: Trainer,
+    dir: &Path,
+    save_every: Option<usize>,
+    metrics: Option<&Path>,
+) -> Result<Metrics> {
+    println!("{}", serde_json::to_string(trainer.config())?);
+    println!("checkpoint: {}", dir.display());
+    let interrupt = Arc::new(AtomicBool::new(false));
+    {
+        let flag = interrupt.clone();
+        // A first Ctrl-C stops after the current iteration and saves; a second one
+        // ends at once (every save is atomic, so the last checkpoint stays whole).
+        let _ = ctrlc::set_handler(move || {
+            if flag.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+        });
+    }
+    let options = RunOptions {
+        checkpoint: Some(dir.to_path_buf()),
+        save_every,
+        interrupt: Some(interrupt),
+    };
+    let progress = Progress::new(&trainer);
+    let outcome = trainer.run_with(&options, |event| {
+        progress.event(&event);
+        if let (Event::Evaluated(m), Some(path)) = (&event, metrics) {
+            training::append_row(path, m)?;
         }
         Ok(())
-    })?;
+    });
+    if let Some(bar) = &progress.bar {
+        bar.finish_and_clear();
+    }
+    match outcome? {
+        Outcome::Finished(last) => {
+            println!("saved: {}", dir.display());
+            Ok(last)
+        }
+        Outcome::Interrupted(iteration) => {
+            eprintln!(
+                "interrupted at iteration {iteration}; saved to {0} (continue with: tsrnn train --resume {0})",
+                dir.display()
+            );
+            std::process::exit(130);
+        }
+    }
+}
+
+fn eval(dir: &Path, best: bool, overrides: &[String], out: Option<&Path>) -> Result<()> {
+    let dir = if best {
+        dir.join(BEST_DIR)
+    } else {
+        dir.to_path_buf()
+    };
+    let saved = checkpoint::read(&dir)?;
+    let trained = &saved.config.task;
+    let config = config::with_overrides(trained, overrides, "--set")?;
+    if (config.task, config.hidden) != (trained.task, trained.hidden) {
+        bail!(
+            "--set: the task kind and hidden size must stay those the checkpoint was trained with"
+        );
+    }
+    let task = config.task.build(config.delay, config.seq_len);
+    let model_file = dir.join(MODEL_FILE);
+    let (n_in, h, c) = (task.n_in(), config.hidden, task.classes());
+    let weights = RnnWeights {
+        w1: checkpoint::tensor(
+            &saved.model,
+            &model_file,
+            WEIGHTS_RECURRENT,
+            &[1 + n_in + h, h],
+        )?,
+        w2: checkpoint::tensor(&saved.model, &model_file, WEIGHTS_OUTPUT, &[1 + h, c])?,
+    };
+    let set = tasks::generate(
+        task.as_ref(),
+        config.test_size,
+        training::derive_seed(config.seed, 2),
+    );
+    let (test_loss, test_accuracy) =
+        training::evaluate(&weights, &Dataset::new(&set, &candle_core::Device::Cpu)?)?;
+    let report = serde_json::json!({
+        "checkpoint": dir,
+        "iteration": saved.config.iteration,
+        "task": config,
+        "test_size": config.test_size,
+        "test_loss": test_loss,
+        "test_accuracy": test_accuracy,
+    });
+    let text = serde_json::to_string_pretty(&report)?;
+    println!("{text}");
+    if let Some(path) = out {
+        std::fs::write(path, format!("{text}\n"))
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+    }
+    Ok(())
+}
+
+fn report(runs: &[PathBuf], out: &Path) -> Result<()> {
+    let runs = runs
+        .iter()
+        .map(|p| tsrnn::report::load_run(p))
+        .collect::<Result<Vec<_>>>()?;
+    tsrnn::report::write(&runs, out)?;
+    println!("report: {}", out.join("report.md").display());
+    Ok(())
+}
+
+fn compare(task: &Path, overrides: &[String], out: Option<PathBuf>) -> Result<()> {
+    let configs =
+        [Space::Target, Space::Weight].map(|space| config::load(task, overrides, Some(space)));
+    let [target, weight] = configs;
+    let (target, weight) = (target?, weight?);
+    let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+    let name = format!("compare-{}-{stamp}", target.task.name());
+    let out = out.unwrap_or_else(|| PathBuf::from("reports").join(&name));
+    let base = PathBuf::from("checkpoints").join(&name);
+    let mut finals = Vec::new();
+    for config in [&target, &weight] {
+        let dir = base.join(config.space.name());
+        println!("== {} space ==", config.space.name());
+        finals.push((
+            config.space,
+            train(fresh_trainer(config, &dir)?, &dir, None, None)?,
+        ));
+    }
+    let runs = [base.join("target"), base.join("weight")];
+    report(&runs, &out)?;
+    for (space, m) in &finals {
+        println!(
+            "{:<6} space: test accuracy {:.2}% after {} iterations, {:.1} s ({:.2} ms/it)",
+            space.name(),
+            100.0 * m.test_accuracy,
+            m.iteration,
+            m.elapsed_s,
+            m.ms_per_iteration
+        );
+    }
     Ok(())
 }
 
 fn list_tasks() {
     println!("Task kinds (the `task` field):");
     for kind in TaskKind::ALL {
-        let delay = kind
-            .default_delay()
-            .map(|d| {
-                format!(
-                    "delay {d}, seq_len {}, hidden {}",
-                    kind.default_seq_len(d),
-                    kind.default_hidden(d)
-                )
-            })
-            .unwrap_or_else(|| {
-                format!(
-                    "seq_len {}, hidden {}",
-                    kind.default_seq_len(0),
-                    kind.default_hidden(0)
-                )
-            });
+        let defaults = match kind.default_delay() {
+            Some(d) => format!(
+                "delay {d}, seq_len {}, hidden {}",
+                kind.default_seq_len(d),
+                kind.default_hidden(d)
+            ),
+            None => format!(
+                "seq_len {}, hidden {}",
+                kind.default_seq_len(0),
+                kind.default_hidden(0)
+            ),
+        };
         println!("  {:<15} {}", kind.name(), kind.summary());
-        println!("  {:<15} defaults: {delay}", "");
+        println!("  {:<15} defaults: {defaults}", "");
     }
     println!("\nTask-file fields (all optional but `task`; override any with --set key=value):");
     for (field, default, meaning) in FIELDS {

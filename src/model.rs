@@ -8,6 +8,11 @@ use crate::cells;
 use crate::fused::Gradients;
 use candle_core::{Result, Tensor, Var};
 
+/// Checkpoint name of `W¹`, `(1 + n_in + H) × H`.
+pub const WEIGHTS_RECURRENT: &str = "weights.recurrent";
+/// Checkpoint name of `W²`, `(1 + H) × C`.
+pub const WEIGHTS_OUTPUT: &str = "weights.output";
+
 /// The weights of a one-layer recurrent network, rows ordered as the layer inputs:
 /// `w1` is `(1 + n_in + H) × H` (bias, inputs, recurrence), `w2` is `(1 + H) × C`.
 #[derive(Clone, Debug)]
@@ -91,8 +96,29 @@ pub trait Model {
         labels: &Tensor,
         from: usize,
     ) -> anyhow::Result<Gradients>;
-    /// The trainable parameters, in a fixed order.
-    fn parameters(&self) -> Vec<Var>;
+    /// The trainable parameters with their checkpoint names, in a fixed order.
+    fn named_parameters(&self) -> Vec<(&'static str, Var)>;
+    /// The trainable parameters, in the order of [`Model::named_parameters`].
+    fn parameters(&self) -> Vec<Var> {
+        self.named_parameters()
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect()
+    }
+    /// Every tensor a checkpoint keeps, by name: the parameters, the weights the
+    /// network computes with (so inference needs no solve), and fixed inputs.
+    fn tensors(&self) -> Result<Vec<(String, Tensor)>> {
+        let weights = self.weights()?;
+        let mut all: Vec<(String, Tensor)> = self
+            .named_parameters()
+            .into_iter()
+            .map(|(n, v)| (n.to_string(), v.as_tensor().clone()))
+            .collect();
+        all.retain(|(n, _)| n != WEIGHTS_RECURRENT && n != WEIGHTS_OUTPUT);
+        all.push((WEIGHTS_RECURRENT.into(), weights.w1));
+        all.push((WEIGHTS_OUTPUT.into(), weights.w2));
+        Ok(all)
+    }
     /// The weights the network currently computes with (realised, in target space).
     fn weights(&self) -> Result<RnnWeights>;
 }

@@ -11,12 +11,19 @@
 
 use crate::cells;
 use crate::fused::{self, Batch, Dims, Gradients};
-use crate::model::{Model, RnnWeights, flat, flat_batch};
+use crate::model::{Model, RnnWeights, WEIGHTS_OUTPUT, WEIGHTS_RECURRENT, flat, flat_batch};
 use crate::solve::ridge_solve;
 use candle_core::{Result, Tensor, Var, bail};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
+
+/// Checkpoint name of `T¹`, `(rsl, rbs, H)`.
+pub const TARGETS_RECURRENT: &str = "targets.recurrent";
+/// Checkpoint name of `T²`, `(rsl, rbs, C)`.
+pub const TARGETS_OUTPUT: &str = "targets.output";
+/// Checkpoint name of `X̄`, `(rsl, rbs, n_in)`.
+pub const REALISATION_INPUTS: &str = "realisation.inputs";
 
 /// Which inputs the output layer's solve sees.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -259,8 +266,22 @@ impl Model for TargetRnn {
         )
     }
 
-    fn parameters(&self) -> Vec<Var> {
-        vec![self.t1.clone(), self.t2.clone()]
+    fn named_parameters(&self) -> Vec<(&'static str, Var)> {
+        vec![
+            (TARGETS_RECURRENT, self.t1.clone()),
+            (TARGETS_OUTPUT, self.t2.clone()),
+        ]
+    }
+
+    fn tensors(&self) -> Result<Vec<(String, Tensor)>> {
+        let weights = self.weights()?;
+        Ok(vec![
+            (TARGETS_RECURRENT.into(), self.t1.as_tensor().clone()),
+            (TARGETS_OUTPUT.into(), self.t2.as_tensor().clone()),
+            (REALISATION_INPUTS.into(), self.inputs.clone()),
+            (WEIGHTS_RECURRENT.into(), weights.w1),
+            (WEIGHTS_OUTPUT.into(), weights.w2),
+        ])
     }
 
     fn weights(&self) -> Result<RnnWeights> {

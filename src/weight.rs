@@ -2,7 +2,7 @@
 //! backpropagation through time.
 
 use crate::fused::{self, Batch, Dims, Gradients};
-use crate::model::{Model, RnnWeights, flat, flat_batch};
+use crate::model::{Model, RnnWeights, WEIGHTS_OUTPUT, WEIGHTS_RECURRENT, flat, flat_batch};
 use candle_core::{Device, Result, Tensor, Var};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -72,8 +72,11 @@ impl Model for WeightRnn {
         fused::weight_space(&flat(&self.w1)?, &flat(&self.w2)?, &batch, dims)
     }
 
-    fn parameters(&self) -> Vec<Var> {
-        vec![self.w1.clone(), self.w2.clone()]
+    fn named_parameters(&self) -> Vec<(&'static str, Var)> {
+        vec![
+            (WEIGHTS_RECURRENT, self.w1.clone()),
+            (WEIGHTS_OUTPUT, self.w2.clone()),
+        ]
     }
 
     fn weights(&self) -> Result<RnnWeights> {

@@ -57,6 +57,8 @@ fn a_run_prints_and_appends_metrics_and_repeats_exactly() {
     let _ = std::fs::remove_file(&metrics);
     let metrics = metrics.to_str().unwrap();
     for space in ["target", "weight"] {
+        let ckpt = dir.join(space);
+        let _ = std::fs::remove_dir_all(&ckpt);
         let out = tsrnn(&[
             "train",
             &task,
@@ -66,6 +68,8 @@ fn a_run_prints_and_appends_metrics_and_repeats_exactly() {
             "seed=4",
             "--metrics",
             metrics,
+            "--out",
+            ckpt.to_str().unwrap(),
         ]);
         assert!(
             out.status.success(),
@@ -101,6 +105,9 @@ fn a_run_prints_and_appends_metrics_and_repeats_exactly() {
     assert_eq!(rows[3]["space"], "weight");
     // Same command, same numbers.
     let again = dir.join("again.jsonl");
+    let _ = std::fs::remove_file(&again);
+    let ckpt = dir.join("again");
+    let _ = std::fs::remove_dir_all(&ckpt);
     let out = tsrnn(&[
         "train",
         &task,
@@ -108,6 +115,8 @@ fn a_run_prints_and_appends_metrics_and_repeats_exactly() {
         "seed=4",
         "--metrics",
         again.to_str().unwrap(),
+        "--out",
+        ckpt.to_str().unwrap(),
     ]);
     assert!(out.status.success());
     let again: Vec<serde_json::Value> = std::fs::read_to_string(&again)
@@ -124,8 +133,11 @@ fn a_run_prints_and_appends_metrics_and_repeats_exactly() {
 #[test]
 fn the_shipped_task_files_resolve() {
     let tasks = Path::new(env!("CARGO_MANIFEST_DIR")).join("tasks");
+    let dir = scratch("shipped");
     for entry in std::fs::read_dir(tasks).unwrap() {
         let path = entry.unwrap().path();
+        let ckpt = dir.join(path.file_stem().unwrap());
+        let _ = std::fs::remove_dir_all(&ckpt);
         let out = tsrnn(&[
             "train",
             path.to_str().unwrap(),
@@ -133,6 +145,8 @@ fn the_shipped_task_files_resolve() {
             "iterations=1",
             "--set",
             "test_size=10",
+            "--out",
+            ckpt.to_str().unwrap(),
         ]);
         assert!(
             out.status.success(),
@@ -227,6 +241,61 @@ fn invalid_combinations_are_rejected() {
 }
 
 #[test]
+fn a_fresh_run_never_overwrites_a_checkpoint_and_resume_continues_it() {
+    let dir = scratch("resume");
+    let task = write(
+        &dir,
+        "task.json",
+        format!("{{{SMALL}, \"iterations\": 10}}").as_bytes(),
+    );
+    let ckpt = dir.join("ckpt");
+    let _ = std::fs::remove_dir_all(&ckpt);
+    let ckpt = ckpt.to_str().unwrap();
+    assert!(tsrnn(&["train", &task, "--out", ckpt]).status.success());
+    let model = std::fs::read(Path::new(ckpt).join("model.safetensors")).unwrap();
+    let again = tsrnn(&["train", &task, "--out", ckpt]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a checkpoint"));
+    assert_eq!(
+        std::fs::read(Path::new(ckpt).join("model.safetensors")).unwrap(),
+        model
+    );
+
+    let resumed = tsrnn(&["train", "--resume", ckpt, "--set", "iterations=20"]);
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&resumed.stdout);
+    assert!(stdout.contains("iter     20"), "{stdout}");
+    let bad = tsrnn(&["train", "--resume", ckpt, "--set", "delay=4"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("only `iterations` may be changed"));
+
+    let eval = tsrnn(&["eval", ckpt, "--set", "test_size=30"]);
+    assert!(
+        eval.status.success(),
+        "{}",
+        String::from_utf8_lossy(&eval.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
+    assert_eq!(json["iteration"], 20);
+    assert_eq!(json["test_size"], 30);
+    assert!(json["test_accuracy"].as_f64().unwrap() > 0.0);
+    let best = tsrnn(&["eval", ckpt, "--best"]);
+    assert!(best.status.success());
+
+    let report = dir.join("report");
+    let out = tsrnn(&["report", ckpt, "--out", report.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(report.join("report.md").exists() && report.join("accuracy-vs-seconds.svg").exists());
+}
+
+#[test]
 fn a_missing_task_file_is_named() {
     let out = tsrnn(&["train", "no/such/task.json"]);
     assert!(!out.status.success());
@@ -245,11 +314,52 @@ fn a_diverging_run_stops_naming_the_iteration() {
         "task.json",
         format!("{{{SMALL}, \"space\": \"weight\", \"lr\": 1e30}}").as_bytes(),
     );
-    let out = tsrnn(&["train", &task]);
+    let ckpt = dir.join("run");
+    let _ = std::fs::remove_dir_all(&ckpt);
+    let out = tsrnn(&["train", &task, "--out", ckpt.to_str().unwrap()]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("training stopped at iteration") && stderr.contains("the loss is"),
         "{stderr}"
     );
+}
+
+#[test]
+fn ctrl_c_saves_and_says_where() {
+    let dir = scratch("sigint");
+    let task = write(
+        &dir,
+        "task.json",
+        format!("{{{SMALL}, \"iterations\": 100000000}}").as_bytes(),
+    );
+    let ckpt = dir.join("ckpt");
+    let _ = std::fs::remove_dir_all(&ckpt);
+    let child = Command::new(env!("CARGO_BIN_EXE_tsrnn"))
+        .args(["train", &task, "--out", ckpt.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until it has trained a while (its metrics file has rows past iteration 0).
+    let metrics = ckpt.join("metrics.jsonl");
+    let start = std::time::Instant::now();
+    while std::fs::read_to_string(&metrics).map_or(0, |t| t.lines().count()) < 3 {
+        assert!(start.elapsed().as_secs() < 60, "the run never got going");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("interrupted at iteration") && stderr.contains(ckpt.to_str().unwrap()),
+        "{stderr}"
+    );
+    let saved = tsrnn::train::checkpoint::read(&ckpt).unwrap();
+    assert!(saved.config.iteration >= 10);
 }

@@ -41,6 +41,29 @@ impl Adam {
         }
     }
 
+    /// The moments, per parameter: `(first, second)`.
+    pub fn moments(&self) -> (&[Vec<f32>], &[Vec<f32>]) {
+        (&self.first, &self.second)
+    }
+
+    /// Restores a saved state: the step count and both moments of every parameter.
+    pub fn restore(
+        &mut self,
+        step: u64,
+        first: Vec<Vec<f32>>,
+        second: Vec<Vec<f32>>,
+    ) -> Result<()> {
+        let sizes: Vec<usize> = self.params.iter().map(|p| p.elem_count()).collect();
+        let fits = |m: &[Vec<f32>]| {
+            m.len() == sizes.len() && m.iter().zip(&sizes).all(|(v, &n)| v.len() == n)
+        };
+        if !fits(&first) || !fits(&second) {
+            bail!("adam: saved moments do not fit the parameters");
+        }
+        (self.step, self.first, self.second) = (step, first, second);
+        Ok(())
+    }
+
     /// Steps taken so far.
     pub fn steps(&self) -> u64 {
         self.step

@@ -140,6 +140,7 @@ pub const FIELDS: &[(&str, &str, &str)] = &[
 
 /// A task with every choice made and checked.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RunConfig {
     /// The task kind.
     pub task: TaskKind,
@@ -204,6 +205,21 @@ pub fn load(path: &Path, overrides: &[String], space: Option<Space>) -> Result<R
     let file: TaskFile = serde_json::from_value(Value::Object(fields))
         .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     file.resolve().map_err(|e| anyhow::anyhow!("{name}: {e}"))
+}
+
+/// A resolved task with `key=value` overrides applied and resolved again;
+/// `source` names where the task came from, for messages.
+pub fn with_overrides(config: &RunConfig, overrides: &[String], source: &str) -> Result<RunConfig> {
+    let Value::Object(mut fields) = serde_json::to_value(TaskFile::from(config))? else {
+        unreachable!("a task file serialises to an object");
+    };
+    fields.retain(|_, v| !v.is_null());
+    for item in overrides {
+        apply_override(&mut fields, item).map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
+    }
+    let file: TaskFile = serde_json::from_value(Value::Object(fields))
+        .map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
+    file.resolve().map_err(|e| anyhow::anyhow!("{source}: {e}"))
 }
 
 /// Applies one `key=value` override. The value is read as JSON where it parses
@@ -310,6 +326,45 @@ impl TaskFile {
             eval_every: positive("eval_every", self.eval_every.unwrap_or(10))?,
             seed: self.seed.unwrap_or(0),
         })
+    }
+}
+
+impl RunConfig {
+    /// Checks a resolved task read back from a file (a checkpoint's `config.json`)
+    /// by the same rules as a task file.
+    pub fn validate(&self) -> Result<()> {
+        let resolved = TaskFile::from(self).resolve()?;
+        if &resolved != self {
+            bail!("the task does not resolve to itself: {resolved:?}");
+        }
+        Ok(())
+    }
+}
+
+impl From<&RunConfig> for TaskFile {
+    /// The task file that resolves to this task.
+    fn from(config: &RunConfig) -> TaskFile {
+        let c = config;
+        TaskFile {
+            task: Some(c.task),
+            delay: c.task.uses_delay().then_some(c.delay),
+            seq_len: Some(c.seq_len),
+            train_size: Some(c.train_size),
+            test_size: Some(c.test_size),
+            hidden: Some(c.hidden),
+            space: Some(c.space),
+            optimizer: Some(c.optimizer),
+            lr: Some(c.lr),
+            lambda: Some(c.lambda),
+            target_std: Some(c.target_std),
+            realisation: Some(c.realisation),
+            batch: Some(c.batch),
+            rbs: Some(c.rbs),
+            rsl: Some(c.rsl),
+            iterations: Some(c.iterations),
+            eval_every: Some(c.eval_every),
+            seed: Some(c.seed),
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! metrics. Prints nothing: the caller gets every evaluation as a [`Metrics`] row.
 
 pub mod adam;
+pub mod checkpoint;
 pub mod config;
 
 use crate::model::{Model, RnnWeights};
@@ -9,13 +10,18 @@ use crate::target::{TargetConfig, TargetRnn};
 use crate::tasks::{self, SequenceSet};
 use crate::weight::WeightRnn;
 use adam::Adam;
-use anyhow::Result;
+use anyhow::{Context, Result, anyhow, bail};
 use candle_core::{D, DType, Device, Tensor};
+use checkpoint::{BatchOrder, Checkpoint, CheckpointConfig};
 use config::{RunConfig, Space};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// A fixed set of sequences as tensors.
@@ -115,6 +121,45 @@ pub struct Trainer {
     cursor: usize,
     iteration: usize,
     elapsed: Duration,
+    data_sha256: String,
+    best_test_accuracy: Option<f64>,
+}
+
+/// How [`Trainer::run`] saves and when it stops early.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// The checkpoint directory: saved at the end, every `save_every` iterations and
+    /// on interruption, with the best evaluation so far in its `best/`.
+    pub checkpoint: Option<PathBuf>,
+    /// Iterations between saves (besides the end).
+    pub save_every: Option<usize>,
+    /// Set from elsewhere (a Ctrl-C handler) to stop after the current iteration.
+    pub interrupt: Option<Arc<AtomicBool>>,
+}
+
+/// What [`Trainer::run_with`] reports as it goes.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// An iteration finished with this minibatch loss.
+    Step {
+        /// Iterations completed.
+        iteration: usize,
+        /// The minibatch loss.
+        loss: f64,
+    },
+    /// An evaluation.
+    Evaluated(&'a Metrics),
+    /// The run was saved into this directory.
+    Saved(&'a Path),
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// All iterations done; the last evaluation.
+    Finished(Metrics),
+    /// Stopped by [`RunOptions::interrupt`] after this many iterations (saved).
+    Interrupted(usize),
 }
 
 impl Trainer {
@@ -129,6 +174,14 @@ impl Trainer {
         );
         let test_set =
             tasks::generate(task.as_ref(), config.test_size, derive_seed(config.seed, 2));
+        let data_sha256 = {
+            let mut bytes = Vec::new();
+            for set in [&train_set, &test_set] {
+                bytes.extend(set.inputs.iter().flat_map(|v| v.to_le_bytes()));
+                bytes.extend(set.labels.iter().flat_map(|v| v.to_le_bytes()));
+            }
+            checkpoint::sha256(&bytes)
+        };
         let train = Dataset::new(&train_set, &device)?;
         let test = Dataset::new(&test_set, &device)?;
         let mut init_rng = ChaCha8Rng::seed_from_u64(derive_seed(config.seed, 3));
@@ -170,7 +223,133 @@ impl Trainer {
             optimizer,
             iteration: 0,
             elapsed: Duration::ZERO,
+            data_sha256,
+            best_test_accuracy: None,
         })
+    }
+
+    /// The resolved task being trained.
+    pub fn config(&self) -> &RunConfig {
+        &self.config
+    }
+
+    /// Saves the run into `dir` (atomically; see [`checkpoint`]).
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let (config, model, optimizer) = self.checkpoint_parts()?;
+        checkpoint::write(dir, &config, &model, &optimizer)
+    }
+
+    /// What a checkpoint of the run holds: `config.json`, then the tensors of
+    /// `model.safetensors` and of `optimizer.safetensors`.
+    #[allow(clippy::type_complexity)]
+    pub fn checkpoint_parts(
+        &self,
+    ) -> Result<(
+        CheckpointConfig,
+        Vec<(String, Tensor)>,
+        Vec<(String, Tensor)>,
+    )> {
+        let config = CheckpointConfig {
+            format: checkpoint::FORMAT.into(),
+            crate_version: env!("CARGO_PKG_VERSION").into(),
+            task: self.config.clone(),
+            data_sha256: self.data_sha256.clone(),
+            iteration: self.iteration,
+            elapsed_s: self.elapsed.as_secs_f64(),
+            optimizer_step: self.optimizer.steps(),
+            best_test_accuracy: self.best_test_accuracy,
+            batch_order: BatchOrder {
+                order: self.order.clone(),
+                cursor: self.cursor,
+                rng_word_pos: self.order_rng.get_word_pos().to_string(),
+            },
+            files: Default::default(),
+        };
+        let names: Vec<&str> = self
+            .model
+            .named_parameters()
+            .iter()
+            .map(|(n, _)| *n)
+            .collect();
+        let (first, second) = self.optimizer.moments();
+        let mut moments = Vec::new();
+        for ((name, m), v) in names.iter().zip(first).zip(second) {
+            moments.push((
+                format!("adam.first.{name}"),
+                Tensor::from_slice(m, m.len(), &Device::Cpu)?,
+            ));
+            moments.push((
+                format!("adam.second.{name}"),
+                Tensor::from_slice(v, v.len(), &Device::Cpu)?,
+            ));
+        }
+        Ok((config, self.model.tensors()?, moments))
+    }
+
+    /// Continues a saved run: the same data (checked by hash), parameters, optimiser
+    /// state, minibatch order and clock. `iterations` may be raised to train longer.
+    pub fn resume(dir: &Path, iterations: Option<usize>) -> Result<Self> {
+        let saved = checkpoint::read(dir)?;
+        let mut config = saved.config.task.clone();
+        if let Some(n) = iterations {
+            config.iterations = n;
+        }
+        let mut trainer = Trainer::new(&config)?;
+        trainer.restore(dir, &saved)?;
+        Ok(trainer)
+    }
+
+    fn restore(&mut self, dir: &Path, saved: &Checkpoint) -> Result<()> {
+        let state = &saved.config;
+        if state.data_sha256 != self.data_sha256 {
+            bail!(
+                "{}: the data this checkpoint was trained on differs from what its task generates here",
+                dir.join(checkpoint::CONFIG_FILE).display()
+            );
+        }
+        let model_file = dir.join(checkpoint::MODEL_FILE);
+        let optimizer_file = dir.join(checkpoint::OPTIMIZER_FILE);
+        let (mut first, mut second) = (Vec::new(), Vec::new());
+        for (name, var) in self.model.named_parameters() {
+            let value = checkpoint::tensor(&saved.model, &model_file, name, var.dims())?;
+            var.set(&value.to_dtype(DType::F32)?)?;
+            let n = [var.elem_count()];
+            for (prefix, into) in [("first", &mut first), ("second", &mut second)] {
+                let t = checkpoint::tensor(
+                    &saved.optimizer,
+                    &optimizer_file,
+                    &format!("adam.{prefix}.{name}"),
+                    &n,
+                )?;
+                into.push(t.to_vec1::<f32>()?);
+            }
+        }
+        self.optimizer
+            .restore(state.optimizer_step, first, second)?;
+        let order = &state.batch_order;
+        let mut sorted = order.order.clone();
+        sorted.sort_unstable();
+        if sorted != (0..self.config.train_size as u32).collect::<Vec<_>>()
+            || order.cursor > order.order.len()
+        {
+            bail!(
+                "{}: batch_order is not a permutation of the training set",
+                dir.join(checkpoint::CONFIG_FILE).display()
+            );
+        }
+        let word_pos: u128 = order.rng_word_pos.parse().map_err(|_| {
+            anyhow!(
+                "{}: batch_order.rng_word_pos is not a number",
+                dir.join(checkpoint::CONFIG_FILE).display()
+            )
+        })?;
+        self.order.clone_from(&order.order);
+        self.cursor = order.cursor;
+        self.order_rng.set_word_pos(word_pos);
+        self.iteration = state.iteration;
+        self.elapsed = Duration::from_secs_f64(state.elapsed_s.max(0.0));
+        self.best_test_accuracy = state.best_test_accuracy;
+        Ok(())
     }
 
     /// Iterations completed.
@@ -242,21 +421,111 @@ impl Trainer {
     /// Trains to the configured number of iterations, evaluating at the start, every
     /// `eval_every` iterations and at the end; each evaluation goes to `on_eval`.
     pub fn run(&mut self, mut on_eval: impl FnMut(&Metrics) -> Result<()>) -> Result<Metrics> {
+        let on_event = |event: Event| match event {
+            Event::Evaluated(m) => on_eval(m),
+            _ => Ok(()),
+        };
+        match self.run_with(&RunOptions::default(), on_event)? {
+            Outcome::Finished(last) => Ok(last),
+            Outcome::Interrupted(_) => unreachable!("no interrupt flag was given"),
+        }
+    }
+
+    /// [`Trainer::run`] with checkpoints and interruption (see [`RunOptions`]).
+    pub fn run_with(
+        &mut self,
+        options: &RunOptions,
+        mut on_event: impl FnMut(Event) -> Result<()>,
+    ) -> Result<Outcome> {
+        let metrics_file = options
+            .checkpoint
+            .as_ref()
+            .map(|d| d.join(checkpoint::METRICS_FILE));
+        let _lock = match &options.checkpoint {
+            Some(dir) => Some(checkpoint::lock(dir)?),
+            None => None,
+        };
+        if let Some(dir) = &options.checkpoint {
+            // Rows logged after the last save belong to iterations a resume repeats.
+            truncate_metrics(&dir.join(checkpoint::METRICS_FILE), self.iteration)?;
+        }
+        let evaluated = |trainer: &mut Trainer, m: &Metrics| -> Result<()> {
+            if let Some(path) = &metrics_file {
+                append_row(path, m)?;
+            }
+            if let Some(dir) = &options.checkpoint
+                && trainer
+                    .best_test_accuracy
+                    .is_none_or(|best| m.test_accuracy > best)
+            {
+                trainer.best_test_accuracy = Some(m.test_accuracy);
+                trainer.save(&dir.join(checkpoint::BEST_DIR))?;
+            }
+            Ok(())
+        };
         let mut last = self.evaluate()?;
         if self.iteration == 0 {
-            on_eval(&last)?;
+            evaluated(self, &last)?;
+            on_event(Event::Evaluated(&last))?;
         }
         while self.iteration < self.config.iterations {
-            self.step()?;
-            if self.iteration.is_multiple_of(self.config.eval_every)
-                || self.iteration == self.config.iterations
-            {
+            let loss = self.step()?;
+            on_event(Event::Step {
+                iteration: self.iteration,
+                loss,
+            })?;
+            let done = self.iteration == self.config.iterations;
+            if self.iteration.is_multiple_of(self.config.eval_every) || done {
                 last = self.evaluate()?;
-                on_eval(&last)?;
+                evaluated(self, &last)?;
+                on_event(Event::Evaluated(&last))?;
+            }
+            let interrupted = options
+                .interrupt
+                .as_ref()
+                .is_some_and(|f| f.load(Ordering::SeqCst));
+            let due = options
+                .save_every
+                .is_some_and(|n| self.iteration.is_multiple_of(n));
+            if let Some(dir) = &options.checkpoint
+                && (done || due || interrupted)
+            {
+                self.save(dir)?;
+                on_event(Event::Saved(dir))?;
+            }
+            if interrupted && !done {
+                return Ok(Outcome::Interrupted(self.iteration));
             }
         }
-        Ok(last)
+        Ok(Outcome::Finished(last))
     }
+}
+
+/// Appends one metrics row to a JSON-lines file.
+pub fn append_row(path: &Path, row: &Metrics) -> Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("{}: cannot open", path.display()))?;
+    writeln!(file, "{}", serde_json::to_string(row)?)
+        .with_context(|| format!("{}: cannot write", path.display()))
+}
+
+/// Drops the rows of a metrics file past `iteration` (atomically).
+fn truncate_metrics(path: &Path, iteration: usize) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let kept: String = text
+        .lines()
+        .filter(|l| serde_json::from_str::<Metrics>(l).is_ok_and(|m| m.iteration <= iteration))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    if kept.len() != text.len() {
+        checkpoint::write_atomic(path, kept.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// Loss and accuracy of `weights` on a whole set.
