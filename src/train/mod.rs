@@ -463,10 +463,13 @@ impl Trainer {
             }
             Ok(())
         };
-        let mut last = self.evaluate()?;
+        // A fresh run is evaluated before it starts; a resumed one was, in its first part.
+        let mut last = None;
         if self.iteration == 0 {
-            evaluated(self, &last)?;
-            on_event(Event::Evaluated(&last))?;
+            let m = self.evaluate()?;
+            evaluated(self, &m)?;
+            on_event(Event::Evaluated(&m))?;
+            last = Some(m);
         }
         while self.iteration < self.config.iterations {
             let loss = self.step()?;
@@ -476,9 +479,10 @@ impl Trainer {
             })?;
             let done = self.iteration == self.config.iterations;
             if self.iteration.is_multiple_of(self.config.eval_every) || done {
-                last = self.evaluate()?;
-                evaluated(self, &last)?;
-                on_event(Event::Evaluated(&last))?;
+                let m = self.evaluate()?;
+                evaluated(self, &m)?;
+                on_event(Event::Evaluated(&m))?;
+                last = Some(m);
             }
             let interrupted = options
                 .interrupt
@@ -497,6 +501,11 @@ impl Trainer {
                 return Ok(Outcome::Interrupted(self.iteration));
             }
         }
+        // Resumed at its end: nothing trained, evaluate where it stands.
+        let last = match last {
+            Some(m) => m,
+            None => self.evaluate()?,
+        };
         Ok(Outcome::Finished(last))
     }
 }
