@@ -1,76 +1,130 @@
 //! One training iteration's loss and gradients, computed analytically over plain
-//! row-major buffers, for both spaces.
+//! row-major buffers, for both spaces, any cell and any depth.
 //!
-//! candle's op-by-op autograd computes the same numbers (`Model::logits` builds that
-//! graph, and the tests hold the two to each other), but with a graph node, an
-//! allocation and a pass over memory for every elementwise step of the realisation,
-//! which for these small matrices costs several times the arithmetic. Here every
-//! large step is either a GEMM (faer) or one fused loop.
+//! candle's op-by-op autograd computes the same numbers for one tanh layer
+//! (`Model::logits` builds that graph, and the tests hold the two to each other),
+//! but with a graph node, an allocation and a pass over memory for every
+//! elementwise step of the realisation, which for these small matrices costs
+//! several times the arithmetic. Here every large step is a GEMM (faer) or one
+//! fused loop. Generic over the float type: f32 trains, f64 checks gradients
+//! against finite differences.
 //!
-//! Buffers are time-major: row `t·B + s` is sequence `s` at step `t`.
+//! Buffers are time-major: row `t·B + s` is sequence `s` at step `t`. A layer's
+//! weights are `(1 + in + H) × G·H`, rows bias, inputs, recurrence; the output
+//! layer's `(1 + H_top) × C`.
 
-use crate::cells::tanh as cell;
-use crate::kernels::fast_tanh;
+use crate::cells::{self, CellKind, Trace};
+use crate::kernels::Float;
 use anyhow::{Result, bail};
 use faer::linalg::solvers::{Llt, Solve};
 use faer::{Accum, Mat, MatMut, MatRef, Par, Side};
 use rayon::prelude::*;
 
 /// A row-major view.
-fn view(s: &[f32], rows: usize, cols: usize) -> MatRef<'_, f32> {
+fn view<T: Float>(s: &[T], rows: usize, cols: usize) -> MatRef<'_, T> {
     MatRef::from_row_major_slice(s, rows, cols)
 }
 
 /// A row-major mutable view.
-fn view_mut(s: &mut [f32], rows: usize, cols: usize) -> MatMut<'_, f32> {
+fn view_mut<T: Float>(s: &mut [T], rows: usize, cols: usize) -> MatMut<'_, T> {
     MatMut::from_row_major_slice_mut(s, rows, cols)
 }
 
 /// `dst (+)= lhs · rhs` on every thread.
-fn gemm(dst: MatMut<'_, f32>, accum: Accum, lhs: MatRef<'_, f32>, rhs: MatRef<'_, f32>) {
-    faer::linalg::matmul::matmul(dst, accum, lhs, rhs, 1.0, Par::rayon(0));
+fn gemm<T: Float>(dst: MatMut<'_, T>, accum: Accum, lhs: MatRef<'_, T>, rhs: MatRef<'_, T>) {
+    faer::linalg::matmul::matmul(dst, accum, lhs, rhs, T::of(1.0), Par::rayon(0));
 }
 
-/// `aᵀ · b` for tall `a` (`n × p`) and `b` (`n × q`): the rows are split across
-/// threads and the partial products summed, since a GEMM library finds little to
-/// share out in a `p × q` result when `p` and `q` are a few dozen and `n` is tens of
-/// thousands.
-fn gemm_tn(a: MatRef<'_, f32>, b: MatRef<'_, f32>) -> Vec<f32> {
+/// `aᵀ · b` for tall `a` (`n × p`) and `b` (`n × q`), row-major `p × q`.
+///
+/// The rows are split across threads and the partial products summed: a GEMM
+/// library finds little to share out in a result of a few dozen rows and columns.
+fn gemm_tn<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>) -> Vec<T> {
     let (n, p, q) = (a.nrows(), a.ncols(), b.ncols());
     let chunks = rayon::current_num_threads().min(n.div_ceil(1024)).max(1);
-    let partials: Vec<Vec<f32>> = (0..chunks)
+    let partials: Vec<Vec<T>> = (0..chunks)
         .into_par_iter()
         .map(|c| {
             let (r0, r1) = (n * c / chunks, n * (c + 1) / chunks);
-            let mut out = vec![0.0f32; p * q];
+            let mut out = vec![T::of(0.0); p * q];
             faer::linalg::matmul::matmul(
                 view_mut(&mut out, p, q),
                 Accum::Replace,
                 a.subrows(r0, r1 - r0).transpose(),
                 b.subrows(r0, r1 - r0),
-                1.0,
+                T::of(1.0),
                 Par::Seq,
             );
             out
         })
         .collect();
     let mut partials = partials.into_iter();
-    let mut sum = partials.next().unwrap_or_else(|| vec![0.0; p * q]);
+    let mut sum = partials.next().unwrap_or_else(|| vec![T::of(0.0); p * q]);
     for part in partials {
-        sum.iter_mut().zip(&part).for_each(|(s, v)| *s += v);
+        add_into(&mut sum, &part);
     }
     sum
 }
 
 /// `dst += src`, elementwise.
-fn add_into(dst: &mut [f32], src: &[f32]) {
-    dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+fn add_into<T: Float>(dst: &mut [T], src: &[T]) {
+    dst.iter_mut().zip(src).for_each(|(d, &s)| *d += s);
+}
+
+/// The shape of a network: input width, recurrent layers, classes, cell.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Shape {
+    /// Input width.
+    pub n_in: usize,
+    /// Hidden units of each recurrent layer, bottom first.
+    pub layers: Vec<usize>,
+    /// Output classes.
+    pub classes: usize,
+    /// The cell of every recurrent layer.
+    pub cell: CellKind,
+}
+
+impl Shape {
+    /// Input width of layer `l`.
+    pub fn width_in(&self, l: usize) -> usize {
+        if l == 0 {
+            self.n_in
+        } else {
+            self.layers[l - 1]
+        }
+    }
+    /// Sums (targets' columns) of layer `l`: gates × hidden units.
+    pub fn sums(&self, l: usize) -> usize {
+        self.cell.gates() * self.layers[l]
+    }
+    /// Rows of layer `l`'s weights: bias, inputs, recurrence.
+    pub fn fan_in(&self, l: usize) -> usize {
+        1 + self.width_in(l) + self.layers[l]
+    }
+    /// Hidden units of the top layer.
+    pub fn top(&self) -> usize {
+        *self.layers.last().expect("a network has a layer")
+    }
+    /// Shapes of the weights: every recurrent layer, then the output layer.
+    pub fn weight_shapes(&self) -> Vec<(usize, usize)> {
+        let mut shapes: Vec<_> = (0..self.layers.len())
+            .map(|l| (self.fan_in(l), self.sums(l)))
+            .collect();
+        shapes.push((1 + self.top(), self.classes));
+        shapes
+    }
+    /// Columns of the targets: every recurrent layer, then the output layer.
+    pub fn target_widths(&self) -> Vec<usize> {
+        let mut widths: Vec<_> = (0..self.layers.len()).map(|l| self.sums(l)).collect();
+        widths.push(self.classes);
+        widths
+    }
 }
 
 /// One minibatch: time-major inputs and the labels of its scored steps.
-pub struct Batch<'a> {
+pub struct Batch<'a, T> {
     /// Inputs `(L·B) × n_in`.
-    pub inputs: &'a [f32],
+    pub inputs: &'a [T],
     /// Labels `(L − first_scored)·B`.
     pub labels: &'a [u32],
     /// Steps `L`.
@@ -81,79 +135,144 @@ pub struct Batch<'a> {
     pub first_scored: usize,
 }
 
-/// The shapes of a one-layer network.
-#[derive(Clone, Copy, Debug)]
-pub struct Dims {
-    /// Input width.
-    pub n_in: usize,
-    /// Hidden units.
-    pub hidden: usize,
-    /// Classes.
-    pub classes: usize,
+/// The result of one forward and backward pass.
+pub struct Gradients<T> {
+    /// Mean cross-entropy.
+    pub loss: f64,
+    /// Scored steps classified right.
+    pub right: usize,
+    /// Gradients of the parameters, in the model's parameter order.
+    pub grads: Vec<Vec<T>>,
 }
 
-impl Dims {
-    /// Rows of `W¹`: bias, inputs, recurrence.
-    pub fn k1(&self) -> usize {
-        1 + self.n_in + self.hidden
-    }
-    /// Rows of `W²`: bias, hidden.
-    pub fn k2(&self) -> usize {
-        1 + self.hidden
-    }
-}
-
-/// The recurrent layer's states `(L·B) × H` for inputs `(L·B) × n_in`.
-pub fn states(inputs: &[f32], w1: &[f32], dims: Dims, len: usize, count: usize) -> Vec<f32> {
-    let Dims {
-        n_in, hidden: h, ..
-    } = dims;
-    let rows = len * count;
-    // p_t = b + x_t W_x for all steps in one product, then the recurrence.
-    let mut sums: Vec<f32> = (0..rows).flat_map(|_| w1[..h].iter().copied()).collect();
+/// `b + x W_x` for every row of a layer's input `(N × in)`: its sums but for the
+/// recurrence, `N × G·H`.
+fn input_sums<T: Float>(input: &[T], w: &[T], n: usize, width: usize, g: usize) -> Vec<T> {
+    let mut sums: Vec<T> = (0..n).flat_map(|_| w[..g].iter().copied()).collect();
     gemm(
-        view_mut(&mut sums, rows, h),
+        view_mut(&mut sums, n, g),
         Accum::Add,
-        view(inputs, rows, n_in),
-        view(&w1[h..(1 + n_in) * h], n_in, h),
+        view(input, n, width),
+        view(&w[g..(1 + width) * g], width, g),
     );
-    cell::unroll_kernel(
+    sums
+}
+
+/// Runs layer `l` over its input.
+fn layer_forward<T: Float>(
+    shape: &Shape,
+    l: usize,
+    input: &[T],
+    w: &[T],
+    (len, count): (usize, usize),
+) -> Trace<T> {
+    let (width, h, g) = (shape.width_in(l), shape.layers[l], shape.sums(l));
+    let sums = input_sums(input, w, len * count, width, g);
+    cells::forward(
+        shape.cell,
         &sums,
-        &w1[(1 + n_in) * h..],
-        &vec![0.0; count * h],
+        Some(&w[(1 + width) * g..]),
+        None,
         (len, count, h),
     )
 }
 
-/// Mean cross-entropy of `logits` (`rows × C`) against `labels`; turns `logits`
-/// into `∂loss/∂logits` in place. Returns the loss and the number classified right.
-pub fn cross_entropy_grad(
-    logits: &mut [f32],
+/// Runs every recurrent layer over the inputs.
+fn layers_forward<T: Float>(
+    shape: &Shape,
+    weights: &[Vec<T>],
+    inputs: &[T],
+    dims: (usize, usize),
+) -> Vec<Trace<T>> {
+    let mut passes: Vec<Trace<T>> = Vec::with_capacity(shape.layers.len());
+    for l in 0..shape.layers.len() {
+        let input = if l == 0 { inputs } else { &passes[l - 1].h };
+        let pass = layer_forward(shape, l, input, &weights[l], dims);
+        passes.push(pass);
+    }
+    passes
+}
+
+/// Back through layer `l`'s pass: from `∂L/∂h` adds `∂L/∂W` to `grad_w` and returns
+/// `∂L/∂input` when `want_input` (else empty).
+#[allow(clippy::too_many_arguments)]
+fn layer_backward<T: Float>(
+    shape: &Shape,
+    l: usize,
+    pass: &Trace<T>,
+    input: &[T],
+    grad_h: &[T],
+    w: &[T],
+    (len, count): (usize, usize),
+    grad_w: &mut [T],
+    want_input: bool,
+) -> Vec<T> {
+    let (width, h, g) = (shape.width_in(l), shape.layers[l], shape.sums(l));
+    let n = len * count;
+    let grad_sums = cells::backward(
+        shape.cell,
+        pass,
+        grad_h,
+        Some(&w[(1 + width) * g..]),
+        (len, count, h),
+    );
+    // ∂W = Σ_t [1, x_t, h_{t-1}]ᵀ ∂s_t in three blocks; h_{-1} = 0 drops step 0.
+    for row in grad_sums.chunks_exact(g) {
+        add_into(&mut grad_w[..g], row);
+    }
+    add_into(
+        &mut grad_w[g..(1 + width) * g],
+        &gemm_tn(view(input, n, width), view(&grad_sums, n, g)),
+    );
+    let shifted = n - count;
+    add_into(
+        &mut grad_w[(1 + width) * g..],
+        &gemm_tn(
+            view(&pass.h[..shifted * h], shifted, h),
+            view(&grad_sums[count * g..], shifted, g),
+        ),
+    );
+    if !want_input {
+        return Vec::new();
+    }
+    let mut grad_input = vec![T::of(0.0); n * width];
+    gemm(
+        view_mut(&mut grad_input, n, width),
+        Accum::Replace,
+        view(&grad_sums, n, g),
+        view(&w[g..(1 + width) * g], width, g).transpose(),
+    );
+    grad_input
+}
+
+/// Mean cross-entropy of `logits` (`rows × C`) against `labels`; turns `logits` into
+/// `∂loss/∂logits` in place. Returns the loss and the number classified right.
+pub fn cross_entropy_grad<T: Float>(
+    logits: &mut [T],
     labels: &[u32],
     classes: usize,
 ) -> Result<(f64, usize)> {
     let rows = labels.len();
     let mut loss = 0.0f64;
     let mut right = 0;
+    let scale = T::of(1.0 / rows as f64);
     for (row, &label) in logits.chunks_exact_mut(classes).zip(labels) {
-        let (best, max) = row
-            .iter()
-            .enumerate()
-            .fold(
-                (0, f32::NEG_INFINITY),
+        let (best, max) =
+            row.iter().enumerate().fold(
+                (0, row[0]),
                 |acc, (i, &v)| if v > acc.1 { (i, v) } else { acc },
             );
         right += usize::from(best == label as usize);
-        let mut total = 0.0f32;
+        let mut total = T::of(0.0);
         for v in row.iter_mut() {
             *v = (*v - max).exp();
             total += *v;
         }
-        loss += (total.ln() - row[label as usize].ln()) as f64;
+        loss += (total.ln() - row[label as usize].ln()).to_f64();
         for v in row.iter_mut() {
-            *v /= total * rows as f32;
+            *v = *v / total * scale;
         }
-        row[label as usize] -= 1.0 / rows as f32;
+        row[label as usize] -= scale;
     }
     let loss = loss / rows as f64;
     if !loss.is_finite() {
@@ -162,45 +281,37 @@ pub fn cross_entropy_grad(
     Ok((loss, right))
 }
 
-/// The output layer and loss on a batch's states, and the backward pass to them:
-/// adds `∂L/∂W²` to `grad_w2` and returns `∂L/∂states` (zero on unscored steps).
-fn output_backward(
-    states: &[f32],
-    w2: &[f32],
-    batch: &Batch,
-    dims: Dims,
-    grad_w2: &mut [f32],
-) -> Result<(f64, usize, Vec<f32>)> {
-    let Dims {
-        hidden: h,
-        classes: c,
-        ..
-    } = dims;
+/// The output layer and loss on a batch's top states, and back to them: adds
+/// `∂L/∂W_out` to `grad_w` and returns `∂L/∂states` (zero on unscored steps).
+fn output_backward<T: Float>(
+    states: &[T],
+    w: &[T],
+    batch: &Batch<T>,
+    (h, c): (usize, usize),
+    grad_w: &mut [T],
+) -> Result<(f64, usize, Vec<T>)> {
     let b = batch.count;
     let scored_rows = (batch.len - batch.first_scored) * b;
     let scored = &states[batch.first_scored * b * h..];
-    let mut logits: Vec<f32> = (0..scored_rows)
-        .flat_map(|_| w2[..c].iter().copied())
+    let mut logits: Vec<T> = (0..scored_rows)
+        .flat_map(|_| w[..c].iter().copied())
         .collect();
     gemm(
         view_mut(&mut logits, scored_rows, c),
         Accum::Add,
         view(scored, scored_rows, h),
-        view(&w2[c..], h, c),
+        view(&w[c..], h, c),
     );
     let (loss, right) = cross_entropy_grad(&mut logits, batch.labels, c)?;
     let grad_logits = view(&logits, scored_rows, c);
-    // Bias row: column sums; weights: statesᵀ · ∂logits.
     for row in logits.chunks_exact(c) {
-        for (g, &d) in grad_w2[..c].iter_mut().zip(row) {
-            *g += d;
-        }
+        add_into(&mut grad_w[..c], row);
     }
     add_into(
-        &mut grad_w2[c..],
+        &mut grad_w[c..],
         &gemm_tn(view(scored, scored_rows, h), grad_logits),
     );
-    let mut grad_states = vec![0.0; batch.len * b * h];
+    let mut grad_states = vec![T::of(0.0); batch.len * b * h];
     gemm(
         view_mut(
             &mut grad_states[batch.first_scored * b * h..],
@@ -209,132 +320,121 @@ fn output_backward(
         ),
         Accum::Replace,
         grad_logits,
-        view(&w2[c..], h, c).transpose(),
+        view(&w[c..], h, c).transpose(),
     );
     Ok((loss, right, grad_states))
 }
 
-/// Backpropagation through the recurrent layer: from `∂L/∂states`, adds `∂L/∂W¹` to
-/// `grad_w1`.
-fn recurrent_backward(
-    inputs: &[f32],
-    states: &[f32],
-    grad_states: &[f32],
-    w1: &[f32],
-    dims: Dims,
-    (len, count): (usize, usize),
-    grad_w1: &mut [f32],
-) {
-    let Dims {
-        n_in, hidden: h, ..
-    } = dims;
-    let rows = len * count;
-    let grad_sums = cell::bptt_kernel(states, grad_states, &w1[(1 + n_in) * h..], (len, count, h));
-    // ∂W¹ = Σ_t [1, x_t, h_{t-1}]ᵀ ∂s_t, in three blocks; h_{-1} = 0 drops step 0.
-    for row in grad_sums.chunks_exact(h) {
-        for (g, &d) in grad_w1[..h].iter_mut().zip(row) {
-            *g += d;
-        }
+/// Loss and number right of a network with the given weights (layers, then output).
+pub fn evaluate<T: Float>(
+    weights: &[Vec<T>],
+    batch: &Batch<T>,
+    shape: &Shape,
+) -> Result<(f64, usize)> {
+    let passes = layers_forward(shape, weights, batch.inputs, (batch.len, batch.count));
+    let top = &passes.last().expect("a layer").h;
+    let mut scratch = vec![T::of(0.0); weights[shape.layers.len()].len()];
+    let (loss, right, _) = output_backward(
+        top,
+        &weights[shape.layers.len()],
+        batch,
+        (shape.top(), shape.classes),
+        &mut scratch,
+    )?;
+    Ok((loss, right))
+}
+
+/// Loss, number right and weight gradients of a weight-space network on a batch.
+pub fn weight_space<T: Float>(
+    weights: &[Vec<T>],
+    batch: &Batch<T>,
+    shape: &Shape,
+) -> Result<Gradients<T>> {
+    let dims = (batch.len, batch.count);
+    let depth = shape.layers.len();
+    let passes = layers_forward(shape, weights, batch.inputs, dims);
+    let mut grads: Vec<Vec<T>> = weights.iter().map(|w| vec![T::of(0.0); w.len()]).collect();
+    let (loss, right, mut grad_h) = output_backward(
+        &passes[depth - 1].h,
+        &weights[depth],
+        batch,
+        (shape.top(), shape.classes),
+        &mut grads[depth],
+    )?;
+    for l in (0..depth).rev() {
+        let input = if l == 0 {
+            batch.inputs
+        } else {
+            &passes[l - 1].h
+        };
+        grad_h = layer_backward(
+            shape,
+            l,
+            &passes[l],
+            input,
+            &grad_h,
+            &weights[l],
+            dims,
+            &mut grads[l],
+            l > 0,
+        );
     }
-    add_into(
-        &mut grad_w1[h..(1 + n_in) * h],
-        &gemm_tn(view(inputs, rows, n_in), view(&grad_sums, rows, h)),
-    );
-    let shifted = rows - count;
-    add_into(
-        &mut grad_w1[(1 + n_in) * h..],
-        &gemm_tn(
-            view(&states[..shifted * h], shifted, h),
-            view(&grad_sums[count * h..], shifted, h),
-        ),
-    );
-}
-
-/// Loss, correct count, `∂L/∂W¹` and `∂L/∂W²` of a weight-space network on a batch.
-pub fn weight_space(w1: &[f32], w2: &[f32], batch: &Batch, dims: Dims) -> Result<Gradients> {
-    let states = states(batch.inputs, w1, dims, batch.len, batch.count);
-    let mut grad_w1 = vec![0.0; w1.len()];
-    let mut grad_w2 = vec![0.0; w2.len()];
-    let (loss, right, grad_states) = output_backward(&states, w2, batch, dims, &mut grad_w2)?;
-    recurrent_backward(
-        batch.inputs,
-        &states,
-        &grad_states,
-        w1,
-        dims,
-        (batch.len, batch.count),
-        &mut grad_w1,
-    );
-    Ok(Gradients {
-        loss,
-        right,
-        grads: vec![grad_w1, grad_w2],
-    })
-}
-
-/// The result of one forward and backward pass.
-pub struct Gradients {
-    /// Mean cross-entropy.
-    pub loss: f64,
-    /// Scored steps classified right.
-    pub right: usize,
-    /// Gradients of the parameters, in the model's parameter order.
-    pub grads: Vec<Vec<f32>>,
+    Ok(Gradients { loss, right, grads })
 }
 
 /// A ridge solve kept for its backward pass.
-struct Solved {
+struct Solved<T> {
     llt: Llt<f64>,
-    w: Vec<f32>,
+    w: Vec<T>,
 }
 
 /// `(AᵀA + λI)⁻¹AᵀT`, factorised in f64, from `[A | T]`: row-major, `n × (k + m)`.
 ///
 /// Keeping `A` and `T` side by side lets one product `Aᵀ[A | T]` form both `AᵀA`
 /// and `AᵀT` in a single pass over the `n` rows.
-fn ridge(at: &[f32], n: usize, k: usize, m: usize, lambda: f64) -> Result<Solved> {
+fn ridge<T: Float>(at: &[T], n: usize, k: usize, m: usize, lambda: f64) -> Result<Solved<T>> {
     let a = MatRef::from_row_major_slice_with_stride(at, n, k, k + m);
     let normal = gemm_tn(a, view(at, n, k + m));
-    if normal.iter().any(|v| !v.is_finite()) {
+    if normal.iter().any(|v| !v.to_f64().is_finite()) {
         bail!("ridge solve: the normal equations hold non-finite values");
     }
     let g = Mat::from_fn(k, k, |i, j| {
-        normal[i * (k + m) + j] as f64 + if i == j { lambda } else { 0.0 }
+        normal[i * (k + m) + j].to_f64() + if i == j { lambda } else { 0.0 }
     });
     let llt = match g.llt(Side::Lower) {
         Ok(llt) => llt,
         Err(e) => bail!("ridge solve: AᵀA + λI ({k}×{k}) is not positive definite ({e:?})"),
     };
-    let rhs: Vec<f32> = (0..k)
+    let rhs: Vec<T> = (0..k)
         .flat_map(|i| normal[i * (k + m) + k..(i + 1) * (k + m)].iter().copied())
         .collect();
-    let w = solve_f32(&llt, &rhs, k, m);
+    let w = solve_with(&llt, &rhs, k, m);
     Ok(Solved { llt, w })
 }
 
 /// `G⁻¹R` through a factorisation of `G`, for row-major `R` (`k × m`).
-fn solve_f32(llt: &Llt<f64>, r: &[f32], k: usize, m: usize) -> Vec<f32> {
-    let r = Mat::from_fn(k, m, |i, j| r[i * m + j] as f64);
+fn solve_with<T: Float>(llt: &Llt<f64>, r: &[T], k: usize, m: usize) -> Vec<T> {
+    let r = Mat::from_fn(k, m, |i, j| r[i * m + j].to_f64());
     let w = llt.solve(&r);
-    (0..k * m).map(|i| w[(i / m, i % m)] as f32).collect()
+    (0..k * m).map(|i| T::of(w[(i / m, i % m)])).collect()
 }
 
 /// Backward through `W = solve(A, T)` given `[A | T]` (`n × (k + m)`) and `∂L/∂W`
 /// (`k × m`): adds `∂L/∂T` to `grad_t` and returns `∂L/∂A` restricted to columns
 /// `from..k` (`n × (k − from)`).
-fn ridge_backward(
-    solved: &Solved,
-    grad_w: &[f32],
-    at: &[f32],
+fn ridge_backward<T: Float>(
+    solved: &Solved<T>,
+    grad_w: &[T],
+    at: &[T],
     (n, k, m): (usize, usize, usize),
     from: usize,
-    grad_t: &mut [f32],
-) -> Vec<f32> {
+    grad_t: &mut [T],
+) -> Vec<T> {
     // ∂R = G⁻¹ ∂W;  ∂G = −∂R Wᵀ;  ∂T = A ∂R;  ∂A = A (∂G + ∂Gᵀ) + T ∂Rᵀ.
     // Both outputs come from one pass: A · [∂R | (∂G + ∂Gᵀ)[:, from..]], then
     // T ∂R[from.., :]ᵀ added to the second block.
-    let grad_r = solve_f32(&solved.llt, grad_w, k, m);
-    let mut grad_g = vec![0.0f32; k * k];
+    let grad_r = solve_with(&solved.llt, grad_w, k, m);
+    let mut grad_g = vec![T::of(0.0); k * k];
     gemm(
         view_mut(&mut grad_g, k, k),
         Accum::Replace,
@@ -343,7 +443,7 @@ fn ridge_backward(
     );
     let width = k - from;
     let cols = m + width;
-    let mut mixer = vec![0.0f32; k * cols];
+    let mut mixer = vec![T::of(0.0); k * cols];
     for i in 0..k {
         mixer[i * cols..i * cols + m].copy_from_slice(&grad_r[i * m..(i + 1) * m]);
         for j in from..k {
@@ -352,7 +452,7 @@ fn ridge_backward(
     }
     let a = MatRef::from_row_major_slice_with_stride(at, n, k, k + m);
     let t = MatRef::from_row_major_slice_with_stride(&at[k..], n, m, k + m);
-    let mut out = vec![0.0f32; n * cols];
+    let mut out = vec![T::of(0.0); n * cols];
     gemm(
         view_mut(&mut out, n, cols),
         Accum::Replace,
@@ -365,188 +465,313 @@ fn ridge_backward(
         t,
         view(&grad_r[from * m..], width, m).transpose(),
     );
-    let mut grad_a = vec![0.0f32; n * width];
+    let mut grad_a = vec![T::of(0.0); n * width];
     for ((row, gt), ga) in out
         .chunks_exact(cols)
         .zip(grad_t.chunks_exact_mut(m))
         .zip(grad_a.chunks_exact_mut(width))
     {
-        gt.iter_mut().zip(&row[..m]).for_each(|(g, d)| *g += d);
+        add_into(gt, &row[..m]);
         ga.copy_from_slice(&row[m..]);
     }
     grad_a
 }
 
 /// The fixed part of a target-space network: the realisation inputs and settings.
-pub struct Realisation<'a> {
+pub struct Realisation<'a, T> {
     /// Realisation inputs `X̄`, `(rsl·rbs) × n_in`.
-    pub inputs: &'a [f32],
+    pub inputs: &'a [T],
     /// Realisation sequence length.
     pub rsl: usize,
     /// Realisation batch size.
     pub rbs: usize,
     /// Ridge regularisation.
     pub lambda: f64,
-    /// Whether the output layer's solve sees the targets' activations (fully
-    /// optimistic) rather than the actual states.
+    /// Whether the output layer's solve sees the top layer's stand-in states (fully
+    /// optimistic) rather than its actual states.
     pub optimistic: bool,
-    /// Whether the minibatch is the realisation batch itself, so the realisation
-    /// pass is the forward pass.
-    pub shared: bool,
 }
 
-/// Loss, correct count, `∂L/∂T¹` and `∂L/∂T²` of a target-space network on a batch.
-pub fn target_space(
-    t1: &[f32],
-    t2: &[f32],
-    real: &Realisation,
-    batch: &Batch,
-    dims: Dims,
-) -> Result<Gradients> {
-    let Dims {
-        n_in,
-        hidden: h,
-        classes: c,
-    } = dims;
+/// Everything one realisation computed, kept for the backward pass.
+pub struct Realised<T> {
+    /// The realised weights: every recurrent layer, then the output layer.
+    pub weights: Vec<Vec<T>>,
+    /// The actual passes over `X̄`, one a layer.
+    pub passes: Vec<Trace<T>>,
+    /// The optimistic stand-in passes (each cell run on its own targets), one a layer.
+    pub stand_ins: Vec<Trace<T>>,
+    solves: Vec<Solved<T>>,
+    /// `[Ā | T]` of every solve.
+    systems: Vec<Vec<T>>,
+}
+
+/// `[1, input, stand-in h_{t-1}, targets]` rows (or, for the output layer,
+/// `[1, input, targets]` with no recurrence).
+fn system<T: Float>(
+    input: &[T],
+    recurrent: Option<&[T]>,
+    targets: &[T],
+    (n, rbs): (usize, usize),
+    (width, h, m): (usize, usize, usize),
+) -> Vec<T> {
+    let k = 1 + width + h;
+    let mut at = vec![T::of(0.0); n * (k + m)];
+    for (r, row) in at.chunks_exact_mut(k + m).enumerate() {
+        row[0] = T::of(1.0);
+        row[1..1 + width].copy_from_slice(&input[r * width..(r + 1) * width]);
+        if let (Some(rec), true) = (recurrent, r >= rbs) {
+            row[1 + width..k].copy_from_slice(&rec[(r - rbs) * h..(r - rbs + 1) * h]);
+        }
+        row[k..].copy_from_slice(&targets[r * m..(r + 1) * m]);
+    }
+    at
+}
+
+/// Realises the weights from the targets (every recurrent layer's, then the
+/// output layer's): each layer optimistic through time (its stand-in pass supplies
+/// `h_{t-1}`), sequential between layers (the actual states of the layer below).
+pub fn realise<T: Float>(
+    targets: &[Vec<T>],
+    real: &Realisation<T>,
+    shape: &Shape,
+) -> Result<Realised<T>> {
     let (rsl, rbs) = (real.rsl, real.rbs);
     let n = rsl * rbs;
-    let (k1, k2) = (dims.k1(), dims.k2());
-    if real.shared && (batch.len != rsl || batch.count != rbs) {
+    let depth = shape.layers.len();
+    let mut realised = Realised {
+        weights: Vec::new(),
+        passes: Vec::new(),
+        stand_ins: Vec::new(),
+        solves: Vec::new(),
+        systems: Vec::new(),
+    };
+    for (l, layer_targets) in targets[..depth].iter().enumerate() {
+        let (width, h, g) = (shape.width_in(l), shape.layers[l], shape.sums(l));
+        let input = if l == 0 {
+            real.inputs
+        } else {
+            &realised.passes[l - 1].h
+        };
+        let stand_in = cells::forward(shape.cell, layer_targets, None, None, (rsl, rbs, h));
+        let at = system(
+            input,
+            Some(&stand_in.h),
+            layer_targets,
+            (n, rbs),
+            (width, h, g),
+        );
+        let solved = ridge(&at, n, 1 + width + h, g, real.lambda)?;
+        let pass = layer_forward(shape, l, input, &solved.w, (rsl, rbs));
+        realised.weights.push(solved.w.clone());
+        realised.passes.push(pass);
+        realised.stand_ins.push(stand_in);
+        realised.solves.push(solved);
+        realised.systems.push(at);
+    }
+    let top = shape.top();
+    let seen = if real.optimistic {
+        &realised.stand_ins[depth - 1].h
+    } else {
+        &realised.passes[depth - 1].h
+    };
+    let at = system(
+        seen,
+        None,
+        &targets[depth],
+        (n, rbs),
+        (top, 0, shape.classes),
+    );
+    let solved = ridge(&at, n, 1 + top, shape.classes, real.lambda)?;
+    realised.weights.push(solved.w.clone());
+    realised.solves.push(solved);
+    realised.systems.push(at);
+    Ok(realised)
+}
+
+/// The sums the realised network actually produces on `X̄`, shaped like the targets:
+/// what the initial projection writes into them.
+pub fn realised_sums<T: Float>(
+    realised: &Realised<T>,
+    real: &Realisation<T>,
+    shape: &Shape,
+) -> Vec<Vec<T>> {
+    let (rsl, rbs) = (real.rsl, real.rbs);
+    let n = rsl * rbs;
+    let depth = shape.layers.len();
+    let mut sums = Vec::with_capacity(depth + 1);
+    for l in 0..depth {
+        let (width, h, g) = (shape.width_in(l), shape.layers[l], shape.sums(l));
+        let input = if l == 0 {
+            real.inputs
+        } else {
+            &realised.passes[l - 1].h
+        };
+        let w = &realised.weights[l];
+        let mut s = input_sums(input, w, n, width, g);
+        let shifted = n - rbs;
+        gemm(
+            view_mut(&mut s[rbs * g..], shifted, g),
+            Accum::Add,
+            view(&realised.passes[l].h[..shifted * h], shifted, h),
+            view(&w[(1 + width) * g..], h, g),
+        );
+        sums.push(s);
+    }
+    let top = &realised.passes[depth - 1].h;
+    let w = &realised.weights[depth];
+    let c = shape.classes;
+    let mut out: Vec<T> = (0..n).flat_map(|_| w[..c].iter().copied()).collect();
+    gemm(
+        view_mut(&mut out, n, c),
+        Accum::Add,
+        view(top, n, shape.top()),
+        view(&w[c..], shape.top(), c),
+    );
+    sums.push(out);
+    sums
+}
+
+/// Loss, number right and target gradients of a target-space network on a batch.
+///
+/// `shared` says the batch is the realisation batch itself: then the realisation
+/// passes are the forward passes, and one backward pass per layer carries both
+/// the loss's gradients and the solves'.
+pub fn target_space<T: Float>(
+    targets: &[Vec<T>],
+    real: &Realisation<T>,
+    batch: &Batch<T>,
+    shared: bool,
+    shape: &Shape,
+) -> Result<Gradients<T>> {
+    let (rsl, rbs) = (real.rsl, real.rbs);
+    let n = rsl * rbs;
+    let depth = shape.layers.len();
+    if shared && (batch.len != rsl || batch.count != rbs) {
         bail!("a shared realisation batch must be the minibatch");
     }
-
-    // 1. Recurrent layer, optimistic through time: Ā¹ = [1, x̄_t, tanh(T¹_{t-1})].
-    let mut activations = t1.to_vec();
-    activations.iter_mut().for_each(|v| *v = fast_tanh(*v));
-    let mut at1 = vec![0.0f32; n * (k1 + h)];
-    for (r, row) in at1.chunks_exact_mut(k1 + h).enumerate() {
-        row[0] = 1.0;
-        row[1..1 + n_in].copy_from_slice(&real.inputs[r * n_in..(r + 1) * n_in]);
-        if r >= rbs {
-            row[1 + n_in..k1].copy_from_slice(&activations[(r - rbs) * h..(r - rbs + 1) * h]);
-        }
-        row[k1..].copy_from_slice(&t1[r * h..(r + 1) * h]);
-    }
-    let solved1 = ridge(&at1, n, k1, h, real.lambda)?;
-    let w1 = &solved1.w;
-
-    // 2. The realisation pass.
-    let states_bar = states(real.inputs, w1, dims, rsl, rbs);
-
-    // 3. Output layer from the actual states (or the targets' activations).
-    let seen = if real.optimistic {
-        &activations
-    } else {
-        &states_bar
-    };
-    let mut at2 = vec![1.0f32; n * (k2 + c)];
-    for ((row, s), t) in at2
-        .chunks_exact_mut(k2 + c)
-        .zip(seen.chunks_exact(h))
-        .zip(t2.chunks_exact(c))
-    {
-        row[1..k2].copy_from_slice(s);
-        row[k2..].copy_from_slice(t);
-    }
-    let solved2 = ridge(&at2, n, k2, c, real.lambda)?;
-    let w2 = &solved2.w;
+    let r = realise(targets, real, shape)?;
+    let weights = &r.weights;
 
     // The minibatch: forward, loss, and back to the realised weights.
-    let mut grad_w1 = vec![0.0f32; k1 * h];
-    let mut grad_w2 = vec![0.0f32; k2 * c];
-    let batch_states = if real.shared {
-        None
-    } else {
-        Some(states(batch.inputs, w1, dims, batch.len, batch.count))
-    };
-    let (loss, right, mut grad_batch_states) = output_backward(
-        batch_states.as_ref().unwrap_or(&states_bar),
-        w2,
+    let batch_dims = (batch.len, batch.count);
+    let batch_passes = (!shared).then(|| layers_forward(shape, weights, batch.inputs, batch_dims));
+    let top_states = &batch_passes.as_ref().unwrap_or(&r.passes)[depth - 1].h;
+    let mut grad_w: Vec<Vec<T>> = weights.iter().map(|w| vec![T::of(0.0); w.len()]).collect();
+    let (loss, right, grad_top) = output_backward(
+        top_states,
+        &weights[depth],
         batch,
-        dims,
-        &mut grad_w2,
+        (shape.top(), shape.classes),
+        &mut grad_w[depth],
     )?;
+    let mut grad_t: Vec<Vec<T>> = targets.iter().map(|t| vec![T::of(0.0); t.len()]).collect();
 
     // Back through the output layer's solve.
-    let mut grad_t1 = vec![0.0f32; n * h];
-    let mut grad_t2 = vec![0.0f32; n * c];
-    let grad_seen = ridge_backward(&solved2, &grad_w2, &at2, (n, k2, c), 1, &mut grad_t2);
-    let mut grad_activations = vec![0.0f32; n * h];
-    let grad_states_bar = if real.optimistic {
-        grad_activations.copy_from_slice(&grad_seen);
-        None
-    } else {
-        Some(grad_seen)
-    };
+    let grad_seen = ridge_backward(
+        &r.solves[depth],
+        &grad_w[depth],
+        &r.systems[depth],
+        (n, 1 + shape.top(), shape.classes),
+        1,
+        &mut grad_t[depth],
+    );
 
-    // Back through the recurrent layer's passes: with a shared batch, one pass
-    // carries both the loss's and the output solve's gradients.
-    match (&batch_states, grad_states_bar) {
-        (None, Some(g)) => {
-            grad_batch_states
-                .iter_mut()
-                .zip(&g)
-                .for_each(|(a, b)| *a += b);
-            recurrent_backward(
-                real.inputs,
-                &states_bar,
-                &grad_batch_states,
-                w1,
-                dims,
-                (rsl, rbs),
-                &mut grad_w1,
+    // A separate minibatch: back through its own passes, layer by layer.
+    let mut grad_h = vec![T::of(0.0); n * shape.top()];
+    if let Some(passes) = &batch_passes {
+        let mut g = grad_top;
+        for l in (0..depth).rev() {
+            let input = if l == 0 {
+                batch.inputs
+            } else {
+                &passes[l - 1].h
+            };
+            g = layer_backward(
+                shape,
+                l,
+                &passes[l],
+                input,
+                &g,
+                &weights[l],
+                batch_dims,
+                &mut grad_w[l],
+                l > 0,
             );
         }
-        (None, None) => {
-            recurrent_backward(
-                real.inputs,
-                &states_bar,
-                &grad_batch_states,
-                w1,
-                dims,
-                (rsl, rbs),
-                &mut grad_w1,
-            );
-        }
-        (Some(bs), g) => {
-            let counts = (batch.len, batch.count);
-            recurrent_backward(
-                batch.inputs,
-                bs,
-                &grad_batch_states,
-                w1,
-                dims,
-                counts,
-                &mut grad_w1,
-            );
-            if let Some(g) = g {
-                recurrent_backward(
-                    real.inputs,
-                    &states_bar,
-                    &g,
-                    w1,
-                    dims,
-                    (rsl, rbs),
-                    &mut grad_w1,
+    } else {
+        grad_h = grad_top;
+    }
+    let mut grad_top_stand_in = None;
+    if real.optimistic {
+        grad_top_stand_in = Some(grad_seen);
+    } else {
+        add_into(&mut grad_h, &grad_seen);
+    }
+
+    // The realisation, top down: each layer's actual pass, then its solve, whose
+    // input columns lead to the layer below and whose stand-in columns lead to the
+    // layer's own targets through its stand-in pass.
+    for l in (0..depth).rev() {
+        let (width, h, g) = (shape.width_in(l), shape.layers[l], shape.sums(l));
+        let input = if l == 0 {
+            real.inputs
+        } else {
+            &r.passes[l - 1].h
+        };
+        let mut grad_below = layer_backward(
+            shape,
+            l,
+            &r.passes[l],
+            input,
+            &grad_h,
+            &weights[l],
+            (rsl, rbs),
+            &mut grad_w[l],
+            l > 0,
+        );
+        let grad_a = ridge_backward(
+            &r.solves[l],
+            &grad_w[l],
+            &r.systems[l],
+            (n, 1 + width + h, g),
+            1,
+            &mut grad_t[l],
+        );
+        let cols = width + h;
+        // Row r of Ā holds the stand-in state of row r − B (the step before).
+        let mut grad_stand_in = vec![T::of(0.0); n * h];
+        for (row, ga) in grad_a.chunks_exact(cols).enumerate() {
+            if l > 0 {
+                add_into(
+                    &mut grad_below[row * width..(row + 1) * width],
+                    &ga[..width],
+                );
+            }
+            if row >= rbs {
+                add_into(
+                    &mut grad_stand_in[(row - rbs) * h..(row - rbs + 1) * h],
+                    &ga[width..],
                 );
             }
         }
-    }
-
-    // Back through the recurrent layer's solve, to T¹ directly and through Ā¹'s
-    // stand-in columns (step t's columns hold step t−1's activations).
-    let grad_stand_in =
-        ridge_backward(&solved1, &grad_w1, &at1, (n, k1, h), 1 + n_in, &mut grad_t1);
-    grad_activations[..(n - rbs) * h]
-        .iter_mut()
-        .zip(&grad_stand_in[rbs * h..])
-        .for_each(|(a, b)| *a += b);
-    for ((g, &da), &act) in grad_t1.iter_mut().zip(&grad_activations).zip(&activations) {
-        *g += da * (1.0 - act * act);
+        if l == depth - 1
+            && let Some(extra) = &grad_top_stand_in
+        {
+            add_into(&mut grad_stand_in, extra);
+        }
+        let through = cells::backward(
+            shape.cell,
+            &r.stand_ins[l],
+            &grad_stand_in,
+            None,
+            (rsl, rbs, h),
+        );
+        add_into(&mut grad_t[l], &through);
+        grad_h = grad_below;
     }
     Ok(Gradients {
         loss,
         right,
-        grads: vec![grad_t1, grad_t2],
+        grads: grad_t,
     })
 }

@@ -5,32 +5,65 @@ use faer::{Accum, MatMut, MatRef, Par};
 
 /// Element types the kernels run on (`f32` for training, `f64` for gradient checks).
 pub trait Float: faer::traits::RealField + Copy + Send + Sync + 'static {
-    /// `tanh` of every element, in place.
-    fn tanh_in_place(xs: &mut [Self]);
+    /// `tanh` (the vectorisable approximation in f32).
+    fn tanh(self) -> Self;
+    /// `eˣ`.
+    fn exp(self) -> Self;
+    /// `ln x`.
+    fn ln(self) -> Self;
     /// Converts from `f64`.
     fn of(x: f64) -> Self;
-}
+    /// Converts to `f64`.
+    fn to_f64(self) -> f64;
 
-impl Float for f32 {
-    fn tanh_in_place(xs: &mut [f32]) {
-        for x in xs {
-            *x = fast_tanh(*x);
-        }
-    }
-    fn of(x: f64) -> f32 {
-        x as f32
-    }
-}
-
-impl Float for f64 {
-    fn tanh_in_place(xs: &mut [f64]) {
-        // f64 is the precision of the gradient checks: use the exact function.
+    /// `tanh` of every element, in place.
+    fn tanh_in_place(xs: &mut [Self]) {
         for x in xs {
             *x = x.tanh();
         }
     }
+    /// The logistic function `1 / (1 + e⁻ˣ)`, written through `tanh` so that it
+    /// vectorises as `tanh` does.
+    fn sigmoid(self) -> Self {
+        let half = Self::of(0.5);
+        half * (half * self).tanh() + half
+    }
+}
+
+impl Float for f32 {
+    fn tanh(self) -> f32 {
+        fast_tanh(self)
+    }
+    fn exp(self) -> f32 {
+        f32::exp(self)
+    }
+    fn ln(self) -> f32 {
+        f32::ln(self)
+    }
+    fn of(x: f64) -> f32 {
+        x as f32
+    }
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+}
+
+impl Float for f64 {
+    // f64 is the precision of the gradient checks: the exact functions.
+    fn tanh(self) -> f64 {
+        f64::tanh(self)
+    }
+    fn exp(self) -> f64 {
+        f64::exp(self)
+    }
+    fn ln(self) -> f64 {
+        f64::ln(self)
+    }
     fn of(x: f64) -> f64 {
         x
+    }
+    fn to_f64(self) -> f64 {
+        self
     }
 }
 

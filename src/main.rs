@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tsrnn::model::{RnnWeights, WEIGHTS_OUTPUT, WEIGHTS_RECURRENT};
+use tsrnn::model::weight_names;
 use tsrnn::tasks::{self, TaskKind};
 use tsrnn::train::checkpoint::{self, BEST_DIR, MODEL_FILE};
 use tsrnn::train::config::{self, FIELDS, RunConfig, Space};
@@ -293,30 +293,32 @@ fn eval(dir: &Path, best: bool, overrides: &[String], out: Option<&Path>) -> Res
     let saved = checkpoint::read(&dir)?;
     let trained = &saved.config.task;
     let config = config::with_overrides(trained, overrides, "--set")?;
-    if (config.task, config.hidden) != (trained.task, trained.hidden) {
+    if (config.task, &config.layers, config.cell) != (trained.task, &trained.layers, trained.cell) {
         bail!(
-            "--set: the task kind and hidden size must stay those the checkpoint was trained with"
+            "--set: the task kind, layers and cell must stay those the checkpoint was trained with"
         );
     }
     let task = config.task.build(config.delay, config.seq_len);
     let model_file = dir.join(MODEL_FILE);
-    let (n_in, h, c) = (task.n_in(), config.hidden, task.classes());
-    let weights = RnnWeights {
-        w1: checkpoint::tensor(
-            &saved.model,
-            &model_file,
-            WEIGHTS_RECURRENT,
-            &[1 + n_in + h, h],
-        )?,
-        w2: checkpoint::tensor(&saved.model, &model_file, WEIGHTS_OUTPUT, &[1 + h, c])?,
-    };
+    let shape = config.shape();
+    let weights = weight_names(&shape)
+        .iter()
+        .zip(shape.weight_shapes())
+        .map(|(name, (rows, cols))| {
+            let t = checkpoint::tensor(&saved.model, &model_file, name, &[rows, cols])?;
+            Ok(t.flatten_all()?.to_vec1::<f32>()?)
+        })
+        .collect::<Result<Vec<_>>>()?;
     let set = tasks::generate(
         task.as_ref(),
         config.test_size,
         training::derive_seed(config.seed, 2),
     );
-    let (test_loss, test_accuracy) =
-        training::evaluate(&weights, &Dataset::new(&set, &candle_core::Device::Cpu)?)?;
+    let (test_loss, test_accuracy) = training::evaluate(
+        &weights,
+        &Dataset::new(&set, &candle_core::Device::Cpu)?,
+        &shape,
+    )?;
     let report = serde_json::json!({
         "checkpoint": dir,
         "iteration": saved.config.iteration,

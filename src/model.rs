@@ -5,15 +5,11 @@
 //! `h_t = tanh([1, x_t, h_{t-1}] · W¹)`, logits `y_t = [1, h_t] · W²`.
 
 use crate::cells;
-use crate::fused::Gradients;
+use crate::fused::{Gradients, Shape};
 use candle_core::{Result, Tensor, Var};
 
-/// Checkpoint name of `W¹`, `(1 + n_in + H) × H`.
-pub const WEIGHTS_RECURRENT: &str = "weights.recurrent";
-/// Checkpoint name of `W²`, `(1 + H) × C`.
-pub const WEIGHTS_OUTPUT: &str = "weights.output";
-
-/// The weights of a one-layer recurrent network, rows ordered as the layer inputs:
+/// The weights of a one-layer tanh network as candle tensors, for the op-by-op
+/// oracle; rows ordered as the layer inputs:
 /// `w1` is `(1 + n_in + H) × H` (bias, inputs, recurrence), `w2` is `(1 + H) × C`.
 #[derive(Clone, Debug)]
 pub struct RnnWeights {
@@ -82,22 +78,39 @@ impl RnnWeights {
     }
 }
 
+/// Checkpoint name of recurrent layer `l`'s weights.
+pub fn layer_weights_name(l: usize) -> String {
+    format!("weights.layer.{l}")
+}
+
+/// Checkpoint name of the output layer's weights.
+pub const OUTPUT_WEIGHTS: &str = "weights.output";
+
+/// Checkpoint names of every weight matrix of a shape: layers, then output.
+pub fn weight_names(shape: &Shape) -> Vec<String> {
+    let mut names: Vec<String> = (0..shape.layers.len()).map(layer_weights_name).collect();
+    names.push(OUTPUT_WEIGHTS.into());
+    names
+}
+
 /// A trainable recurrent network, in either space.
 pub trait Model {
-    /// Logits of steps `from..L` for inputs `(L, B, n_in)`, as a graph differentiable
-    /// with respect to [`Model::parameters`].
+    /// Its shape.
+    fn shape(&self) -> &Shape;
+    /// Logits of steps `from..L` for inputs `(L, B, n_in)`, as a candle graph
+    /// differentiable with respect to [`Model::parameters`]: the op-by-op oracle of
+    /// [`Model::loss_and_gradients`], for one tanh layer.
     fn logits(&self, inputs: &Tensor, from: usize) -> Result<Tensor>;
     /// Loss and parameter gradients on a batch (inputs `(L, B, n_in)`, labels
-    /// `(L - from, B)`), computed by the fused analytic pass; equal, up to rounding,
-    /// to backpropagating the loss of [`Model::logits`].
+    /// `(L - from, B)`), computed by the fused analytic pass.
     fn loss_and_gradients(
         &self,
         inputs: &Tensor,
         labels: &Tensor,
         from: usize,
-    ) -> anyhow::Result<Gradients>;
+    ) -> anyhow::Result<Gradients<f32>>;
     /// The trainable parameters with their checkpoint names, in a fixed order.
-    fn named_parameters(&self) -> Vec<(&'static str, Var)>;
+    fn named_parameters(&self) -> Vec<(String, Var)>;
     /// The trainable parameters, in the order of [`Model::named_parameters`].
     fn parameters(&self) -> Vec<Var> {
         self.named_parameters()
@@ -105,22 +118,28 @@ pub trait Model {
             .map(|(_, v)| v)
             .collect()
     }
+    /// The weights the network computes with (realised, in target space), flat:
+    /// every recurrent layer, then the output layer.
+    fn weights(&self) -> anyhow::Result<Vec<Vec<f32>>>;
     /// Every tensor a checkpoint keeps, by name: the parameters, the weights the
     /// network computes with (so inference needs no solve), and fixed inputs.
-    fn tensors(&self) -> Result<Vec<(String, Tensor)>> {
-        let weights = self.weights()?;
+    fn tensors(&self) -> anyhow::Result<Vec<(String, Tensor)>> {
         let mut all: Vec<(String, Tensor)> = self
             .named_parameters()
             .into_iter()
-            .map(|(n, v)| (n.to_string(), v.as_tensor().clone()))
+            .map(|(n, v)| (n, v.as_tensor().clone()))
             .collect();
-        all.retain(|(n, _)| n != WEIGHTS_RECURRENT && n != WEIGHTS_OUTPUT);
-        all.push((WEIGHTS_RECURRENT.into(), weights.w1));
-        all.push((WEIGHTS_OUTPUT.into(), weights.w2));
+        let names = weight_names(self.shape());
+        all.retain(|(n, _)| !names.contains(n));
+        for ((name, w), dims) in names
+            .into_iter()
+            .zip(self.weights()?)
+            .zip(self.shape().weight_shapes())
+        {
+            all.push((name, Tensor::from_vec(w, dims, &candle_core::Device::Cpu)?));
+        }
         Ok(all)
     }
-    /// The weights the network currently computes with (realised, in target space).
-    fn weights(&self) -> Result<RnnWeights>;
 }
 
 /// A batch's tensors as the flat buffers the fused pass reads.

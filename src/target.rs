@@ -2,26 +2,33 @@
 //! layer's pre-activation sums on a fixed realisation batch `X̄`; the weights are
 //! realised from them by ridge solves before every forward pass.
 //!
-//! Realisation (`../shared/docs/target-space.md`):
-//! 1. recurrent layer, optimistic through time: `Ā¹_t = [1, x̄_t, tanh(T¹_{t-1})]`,
-//!    `W¹ = solve(Ā¹, T¹)`;
-//! 2. forward `X̄` with `W¹`, giving the actual states `h̄_t`;
-//! 3. output layer, sequential: `Ā²_t = [1, h̄_t]`, `W² = solve(Ā², T²)` (or, fully
-//!    optimistic, `Ā²_t = [1, tanh(T¹_t)]`).
+//! Realisation (`../shared/docs/target-space.md`), layer by layer from the bottom:
+//! 1. each recurrent layer, optimistic through time: its cell run on its own targets
+//!    stands in for `h_{t-1}`, and the layer's input is the actual output of the
+//!    layer below (sequential between layers): `Ā_t = [1, x_t, h^stand_{t-1}]`,
+//!    `W = solve(Ā, T)`;
+//! 2. forward the layer's input with `W`, giving the actual states;
+//! 3. the output layer, sequential: `Ā_t = [1, h_t]` from the top layer's actual
+//!    states (or, fully optimistic, its stand-in states).
+//!
+//! Training runs through [`crate::fused`]; the candle graph here ([`TargetRnn::realise`],
+//! one tanh layer) is the op-by-op oracle it is tested against.
 
-use crate::cells;
-use crate::fused::{self, Batch, Dims, Gradients};
-use crate::model::{Model, RnnWeights, WEIGHTS_OUTPUT, WEIGHTS_RECURRENT, flat, flat_batch};
+use crate::cells::{self, CellKind};
+use crate::fused::{self, Batch, Gradients, Shape};
+use crate::model::{Model, RnnWeights, flat, flat_batch};
 use crate::solve::ridge_solve;
 use candle_core::{Result, Tensor, Var, bail};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
-/// Checkpoint name of `T¹`, `(rsl, rbs, H)`.
-pub const TARGETS_RECURRENT: &str = "targets.recurrent";
-/// Checkpoint name of `T²`, `(rsl, rbs, C)`.
-pub const TARGETS_OUTPUT: &str = "targets.output";
+/// Checkpoint name of recurrent layer `l`'s targets, `(rsl, rbs, G·H)`.
+pub fn layer_targets_name(l: usize) -> String {
+    format!("targets.layer.{l}")
+}
+/// Checkpoint name of the output layer's targets, `(rsl, rbs, C)`.
+pub const OUTPUT_TARGETS: &str = "targets.output";
 /// Checkpoint name of `X̄`, `(rsl, rbs, n_in)`.
 pub const REALISATION_INPUTS: &str = "realisation.inputs";
 
@@ -40,10 +47,8 @@ pub enum Realisation {
 /// How a target-space network is set up.
 #[derive(Clone, Debug)]
 pub struct TargetConfig {
-    /// Hidden units `H`.
-    pub hidden: usize,
-    /// Output classes `C`.
-    pub classes: usize,
+    /// The network's shape.
+    pub shape: Shape,
     /// Ridge regularisation `λ` of every solve.
     pub lambda: f64,
     /// Standard deviation `σ₀` of the initial targets (normal, truncated at 2σ₀).
@@ -62,61 +67,65 @@ pub struct Realised {
     pub states: Tensor,
 }
 
-/// A tanh recurrent network trained in target space.
+/// A recurrent network trained in target space.
 pub struct TargetRnn {
     /// Realisation inputs `X̄`, `(rsl, rbs, n_in)`, fixed.
     inputs: Tensor,
-    /// `[1, x̄_t]` for every row, `(rsl, rbs, 1 + n_in)`: the fixed part of `Ā¹`.
-    fixed_columns: Tensor,
     /// `X̄` flattened, for the fused pass.
     flat_inputs: Vec<f32>,
-    /// Recurrent-layer targets `T¹`, `(rsl, rbs, H)`.
-    t1: Var,
-    /// Output-layer targets `T²`, `(rsl, rbs, C)`.
-    t2: Var,
+    /// Targets of every recurrent layer, then of the output layer, `(rsl, rbs, ·)`.
+    targets: Vec<Var>,
     config: TargetConfig,
 }
 
 impl TargetRnn {
     /// A network realised on `inputs` (`(rsl, rbs, n_in)`), its targets drawn from
     /// `rng` and then projected onto what the realised network produces.
-    pub fn new(inputs: &Tensor, config: TargetConfig, rng: &mut ChaCha8Rng) -> Result<Self> {
+    pub fn new(
+        inputs: &Tensor,
+        config: TargetConfig,
+        rng: &mut ChaCha8Rng,
+    ) -> anyhow::Result<Self> {
         let (rsl, rbs, _) = inputs.dims3()?;
-        if config.lambda <= 0.0 || !config.lambda.is_finite() {
-            bail!("target space needs λ > 0 (got {})", config.lambda);
-        }
-        let mut draw = |cols: usize| -> Result<Var> {
+        let mut targets = Vec::new();
+        for cols in config.shape.target_widths() {
             let data: Vec<f32> = (0..rsl * rbs * cols)
                 .map(|_| truncated_normal(rng) * config.target_std as f32)
                 .collect();
-            Var::from_tensor(&Tensor::from_vec(data, (rsl, rbs, cols), inputs.device())?)
-        };
-        let t1 = draw(config.hidden)?;
-        let t2 = draw(config.classes)?;
-        let net = Self::from_targets(inputs, t1, t2, config)?;
+            targets.push(Var::from_tensor(&Tensor::from_vec(
+                data,
+                (rsl, rbs, cols),
+                inputs.device(),
+            )?)?);
+        }
+        let net = Self::from_targets(inputs, targets, config)?;
         net.project()?;
         Ok(net)
     }
 
     /// A network with the given targets, as they are (no projection).
-    pub fn from_targets(inputs: &Tensor, t1: Var, t2: Var, config: TargetConfig) -> Result<Self> {
+    pub fn from_targets(inputs: &Tensor, targets: Vec<Var>, config: TargetConfig) -> Result<Self> {
         let (rsl, rbs, _) = inputs.dims3()?;
-        if t1.dims() != [rsl, rbs, config.hidden] || t2.dims() != [rsl, rbs, config.classes] {
+        if config.lambda <= 0.0 || !config.lambda.is_finite() {
+            bail!("target space needs λ > 0 (got {})", config.lambda);
+        }
+        let widths = config.shape.target_widths();
+        if targets.len() != widths.len()
+            || targets
+                .iter()
+                .zip(&widths)
+                .any(|(t, &w)| t.dims() != [rsl, rbs, w])
+        {
+            let dims: Vec<_> = targets.iter().map(|t| t.dims().to_vec()).collect();
             bail!(
-                "targets {:?} and {:?} do not fit realisation inputs {:?}",
-                t1.dims(),
-                t2.dims(),
+                "targets {dims:?} do not fit realisation inputs {:?} and widths {widths:?}",
                 inputs.dims()
             );
         }
-        let ones = Tensor::ones((rsl, rbs, 1), inputs.dtype(), inputs.device())?;
-        let fixed_columns = Tensor::cat(&[&ones, inputs], 2)?;
         Ok(TargetRnn {
             flat_inputs: inputs.flatten_all()?.to_vec1()?,
             inputs: inputs.clone(),
-            fixed_columns,
-            t1,
-            t2,
+            targets,
             config,
         })
     }
@@ -126,18 +135,62 @@ impl TargetRnn {
         &self.inputs
     }
 
-    /// The targets `(T¹, T²)`.
-    pub fn targets(&self) -> (&Var, &Var) {
-        (&self.t1, &self.t2)
+    /// The targets: every recurrent layer's, then the output layer's.
+    pub fn targets(&self) -> &[Var] {
+        &self.targets
     }
 
-    /// Realises the weights from the current targets (differentiable).
+    fn realisation(&self) -> Result<fused::Realisation<'_, f32>> {
+        let (rsl, rbs, _) = self.inputs.dims3()?;
+        Ok(fused::Realisation {
+            inputs: &self.flat_inputs,
+            rsl,
+            rbs,
+            lambda: self.config.lambda,
+            optimistic: self.config.realisation == Realisation::Optimistic,
+        })
+    }
+
+    fn flat_targets(&self) -> Result<Vec<Vec<f32>>> {
+        self.targets.iter().map(flat).collect()
+    }
+
+    /// The pre-activation sums the realised network actually produces on `X̄`, shaped
+    /// like the targets.
+    pub fn realised_sums(&self) -> anyhow::Result<Vec<Tensor>> {
+        let real = self.realisation()?;
+        let realised = fused::realise(&self.flat_targets()?, &real, &self.config.shape)?;
+        let sums = fused::realised_sums(&realised, &real, &self.config.shape);
+        Ok(sums
+            .into_iter()
+            .zip(&self.targets)
+            .map(|(s, t)| Tensor::from_vec(s, t.shape(), t.device()))
+            .collect::<Result<_>>()?)
+    }
+
+    /// The initial projection: overwrite every target with the sums the realised
+    /// network actually produces on `X̄`, so training starts from targets the weights
+    /// can meet exactly (up to `λ`).
+    pub fn project(&self) -> anyhow::Result<()> {
+        for (t, s) in self.targets.iter().zip(self.realised_sums()?) {
+            t.set(&s)?;
+        }
+        Ok(())
+    }
+
+    /// The op-by-op oracle: realises one tanh layer's weights from the targets as a
+    /// candle graph (differentiable).
     pub fn realise(&self) -> Result<Realised> {
+        let shape = &self.config.shape;
+        if shape.layers.len() != 1 || shape.cell != CellKind::Tanh {
+            bail!("the op-by-op oracle covers one tanh layer");
+        }
         let (rsl, rbs, n_in) = self.inputs.dims3()?;
-        let (h, c) = (self.config.hidden, self.config.classes);
+        let (h, c) = (shape.layers[0], shape.classes);
         let rows = rsl * rbs;
-        let t1 = self.t1.as_tensor();
+        let t1 = self.targets[0].as_tensor();
         let activations = cells::tanh::activation(t1)?;
+        let ones = Tensor::ones((rsl, rbs, 1), t1.dtype(), t1.device())?;
 
         // 1. Recurrent layer: the targets' own activations stand in for h_{t-1}.
         let zeros = Tensor::zeros((1, rbs, h), t1.dtype(), t1.device())?;
@@ -147,7 +200,7 @@ impl TargetRnn {
             Tensor::cat(&[&zeros, &activations.narrow(0, 0, rsl - 1)?], 0)?
         };
         let a1 =
-            Tensor::cat(&[&self.fixed_columns, &stand_in], 2)?.reshape((rows, 1 + n_in + h))?;
+            Tensor::cat(&[&ones, &self.inputs, &stand_in], 2)?.reshape((rows, 1 + n_in + h))?;
         let w1 = ridge_solve(&a1, &t1.reshape((rows, h))?, self.config.lambda)?;
 
         // 2. The realisation pass: the actual states on X̄.
@@ -162,11 +215,10 @@ impl TargetRnn {
             Realisation::Sequential => &states,
             Realisation::Optimistic => &activations,
         };
-        let ones = self.fixed_columns.narrow(2, 0, 1)?;
         let a2 = Tensor::cat(&[&ones, seen], 2)?.reshape((rows, 1 + h))?;
         let w2 = ridge_solve(
             &a2,
-            &self.t2.as_tensor().reshape((rows, c))?,
+            &self.targets[1].as_tensor().reshape((rows, c))?,
             self.config.lambda,
         )?;
         Ok(Realised {
@@ -174,46 +226,17 @@ impl TargetRnn {
             states,
         })
     }
-
-    /// The initial projection: overwrite every target with the sums the realised
-    /// network actually produces on `X̄`, so training starts from targets the weights
-    /// can meet exactly (up to `λ`).
-    pub fn project(&self) -> Result<()> {
-        let (s1, s2) = self.realised_sums()?;
-        self.t1.set(&s1)?;
-        self.t2.set(&s2)
-    }
-
-    /// The pre-activation sums `(s̄¹, s̄²)` that the realised network produces on `X̄`,
-    /// each shaped like its targets. Not differentiable.
-    pub fn realised_sums(&self) -> Result<(Tensor, Tensor)> {
-        let realised = self.realise()?;
-        let weights = realised.weights.detach();
-        let states = realised.states.detach();
-        let (rsl, rbs, n_in) = self.inputs.dims3()?;
-        let h = self.config.hidden;
-        let w_h = weights.w1.narrow(0, 1 + n_in, h)?;
-        let zeros = Tensor::zeros((1, rbs, h), states.dtype(), states.device())?;
-        let prev = if rsl == 1 {
-            zeros
-        } else {
-            Tensor::cat(&[&zeros, &states.narrow(0, 0, rsl - 1)?], 0)?
-        };
-        let recurrent = prev
-            .reshape((rsl * rbs, h))?
-            .matmul(&w_h)?
-            .reshape((rsl, rbs, h))?;
-        let s1 = (weights.input_sums(&self.inputs)? + recurrent)?;
-        let s2 = weights.output(&states)?;
-        Ok((s1, s2))
-    }
 }
 
 impl Model for TargetRnn {
+    fn shape(&self) -> &Shape {
+        &self.config.shape
+    }
+
     fn logits(&self, inputs: &Tensor, from: usize) -> Result<Tensor> {
         let realised = self.realise()?;
         // When the minibatch is the realisation batch itself, the realisation pass
-        // already is the forward pass: use its states rather than run it twice.
+        // already is the forward pass.
         let states = if inputs.id() == self.inputs.id() {
             realised.states
         } else {
@@ -228,9 +251,10 @@ impl Model for TargetRnn {
         inputs: &Tensor,
         labels: &Tensor,
         from: usize,
-    ) -> anyhow::Result<Gradients> {
-        let (len, count, n_in) = inputs.dims3()?;
-        let (rsl, rbs, _) = self.inputs.dims3()?;
+    ) -> anyhow::Result<Gradients<f32>> {
+        let (len, count, _) = inputs.dims3()?;
+        // The same tensor as X̄ (not merely equal values): the realisation passes
+        // are the forward passes.
         let shared = inputs.id() == self.inputs.id();
         let (x, y) = if shared {
             (Vec::new(), labels.flatten_all()?.to_vec1()?)
@@ -244,48 +268,58 @@ impl Model for TargetRnn {
             count,
             first_scored: from,
         };
-        let realisation = fused::Realisation {
-            inputs: &self.flat_inputs,
-            rsl,
-            rbs,
-            lambda: self.config.lambda,
-            optimistic: self.config.realisation == Realisation::Optimistic,
-            shared,
-        };
-        let dims = Dims {
-            n_in,
-            hidden: self.config.hidden,
-            classes: self.config.classes,
-        };
         fused::target_space(
-            &flat(&self.t1)?,
-            &flat(&self.t2)?,
-            &realisation,
+            &self.flat_targets()?,
+            &self.realisation()?,
             &batch,
-            dims,
+            shared,
+            &self.config.shape,
         )
     }
 
-    fn named_parameters(&self) -> Vec<(&'static str, Var)> {
-        vec![
-            (TARGETS_RECURRENT, self.t1.clone()),
-            (TARGETS_OUTPUT, self.t2.clone()),
-        ]
+    fn named_parameters(&self) -> Vec<(String, Var)> {
+        let depth = self.config.shape.layers.len();
+        self.targets
+            .iter()
+            .enumerate()
+            .map(|(l, t)| {
+                (
+                    if l < depth {
+                        layer_targets_name(l)
+                    } else {
+                        OUTPUT_TARGETS.into()
+                    },
+                    t.clone(),
+                )
+            })
+            .collect()
     }
 
-    fn tensors(&self) -> Result<Vec<(String, Tensor)>> {
-        let weights = self.weights()?;
-        Ok(vec![
-            (TARGETS_RECURRENT.into(), self.t1.as_tensor().clone()),
-            (TARGETS_OUTPUT.into(), self.t2.as_tensor().clone()),
-            (REALISATION_INPUTS.into(), self.inputs.clone()),
-            (WEIGHTS_RECURRENT.into(), weights.w1),
-            (WEIGHTS_OUTPUT.into(), weights.w2),
-        ])
+    fn weights(&self) -> anyhow::Result<Vec<Vec<f32>>> {
+        Ok(fused::realise(
+            &self.flat_targets()?,
+            &self.realisation()?,
+            &self.config.shape,
+        )?
+        .weights)
     }
 
-    fn weights(&self) -> Result<RnnWeights> {
-        Ok(self.realise()?.weights.detach())
+    fn tensors(&self) -> anyhow::Result<Vec<(String, Tensor)>> {
+        let mut all: Vec<(String, Tensor)> = self
+            .named_parameters()
+            .into_iter()
+            .map(|(n, v)| (n, v.as_tensor().clone()))
+            .collect();
+        all.push((REALISATION_INPUTS.into(), self.inputs.clone()));
+        let names = crate::model::weight_names(&self.config.shape);
+        for ((name, w), dims) in names
+            .into_iter()
+            .zip(self.weights()?)
+            .zip(self.config.shape.weight_shapes())
+        {
+            all.push((name, Tensor::from_vec(w, dims, self.inputs.device())?));
+        }
+        Ok(all)
     }
 }
 

@@ -1,52 +1,79 @@
-//! The weight-space twin: the same network, its weights trained directly by
+//! The weight-space twin: the same networks, their weights trained directly by
 //! backpropagation through time.
 
-use crate::fused::{self, Batch, Dims, Gradients};
-use crate::model::{Model, RnnWeights, WEIGHTS_OUTPUT, WEIGHTS_RECURRENT, flat, flat_batch};
-use candle_core::{Device, Result, Tensor, Var};
+use crate::cells::CellKind;
+use crate::fused::{self, Batch, Gradients, Shape};
+use crate::model::{Model, RnnWeights, flat, flat_batch, weight_names};
+use candle_core::{Device, Result, Tensor, Var, bail};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-/// A tanh recurrent network whose parameters are its weights.
+/// A recurrent network whose parameters are its weights.
 pub struct WeightRnn {
-    w1: Var,
-    w2: Var,
+    shape: Shape,
+    weights: Vec<Var>,
 }
 
 impl WeightRnn {
-    /// A network with `n_in` inputs, `hidden` units and `classes` outputs. Weights are
-    /// uniform in `±1/√H` (PyTorch's initialisation of `nn.RNN`), drawn from `rng`.
-    pub fn new(
-        n_in: usize,
-        hidden: usize,
-        classes: usize,
-        rng: &mut ChaCha8Rng,
-        device: &Device,
-    ) -> Result<Self> {
-        let bound = 1.0 / (hidden as f32).sqrt();
-        let mut uniform = |rows: usize, cols: usize| -> Result<Var> {
+    /// A network of this shape. Weights are uniform in `±1/√H` of the layer
+    /// (PyTorch's initialisation of its recurrent layers), drawn from `rng`.
+    pub fn new(shape: &Shape, rng: &mut ChaCha8Rng, device: &Device) -> Result<Self> {
+        let mut weights = Vec::new();
+        for (l, (rows, cols)) in shape.weight_shapes().into_iter().enumerate() {
+            let units = if l < shape.layers.len() {
+                shape.layers[l]
+            } else {
+                shape.top()
+            };
+            let bound = 1.0 / (units as f32).sqrt();
             let data: Vec<f32> = (0..rows * cols)
                 .map(|_| rng.random_range(-bound..bound))
                 .collect();
-            Var::from_tensor(&Tensor::from_vec(data, (rows, cols), device)?)
-        };
-        let w1 = uniform(1 + n_in + hidden, hidden)?;
-        let w2 = uniform(1 + hidden, classes)?;
-        Ok(WeightRnn { w1, w2 })
+            weights.push(Var::from_tensor(&Tensor::from_vec(
+                data,
+                (rows, cols),
+                device,
+            )?)?);
+        }
+        Ok(WeightRnn {
+            shape: shape.clone(),
+            weights,
+        })
     }
 
-    /// A network with the given weights.
+    /// A one-layer tanh network with the given weights.
     pub fn from_weights(weights: &RnnWeights) -> Result<Self> {
+        let (k, h) = weights.w1.dims2()?;
+        let shape = Shape {
+            n_in: k - 1 - h,
+            layers: vec![h],
+            classes: weights.w2.dim(1)?,
+            cell: CellKind::Tanh,
+        };
         Ok(WeightRnn {
-            w1: Var::from_tensor(&weights.w1)?,
-            w2: Var::from_tensor(&weights.w2)?,
+            shape,
+            weights: vec![
+                Var::from_tensor(&weights.w1)?,
+                Var::from_tensor(&weights.w2)?,
+            ],
         })
     }
 }
 
 impl Model for WeightRnn {
+    fn shape(&self) -> &Shape {
+        &self.shape
+    }
+
     fn logits(&self, inputs: &Tensor, from: usize) -> Result<Tensor> {
-        self.weights()?.logits(inputs, from)
+        if self.shape.layers.len() != 1 || self.shape.cell != CellKind::Tanh {
+            bail!("the op-by-op oracle covers one tanh layer");
+        }
+        let weights = RnnWeights {
+            w1: self.weights[0].as_tensor().clone(),
+            w2: self.weights[1].as_tensor().clone(),
+        };
+        weights.logits(inputs, from)
     }
 
     fn loss_and_gradients(
@@ -54,8 +81,8 @@ impl Model for WeightRnn {
         inputs: &Tensor,
         labels: &Tensor,
         from: usize,
-    ) -> anyhow::Result<Gradients> {
-        let (len, count, n_in) = inputs.dims3()?;
+    ) -> anyhow::Result<Gradients<f32>> {
+        let (len, count, _) = inputs.dims3()?;
         let (x, y) = flat_batch(inputs, labels)?;
         let batch = Batch {
             inputs: &x,
@@ -64,25 +91,17 @@ impl Model for WeightRnn {
             count,
             first_scored: from,
         };
-        let dims = Dims {
-            n_in,
-            hidden: self.w1.dim(1)?,
-            classes: self.w2.dim(1)?,
-        };
-        fused::weight_space(&flat(&self.w1)?, &flat(&self.w2)?, &batch, dims)
+        fused::weight_space(&self.weights()?, &batch, &self.shape)
     }
 
-    fn named_parameters(&self) -> Vec<(&'static str, Var)> {
-        vec![
-            (WEIGHTS_RECURRENT, self.w1.clone()),
-            (WEIGHTS_OUTPUT, self.w2.clone()),
-        ]
+    fn named_parameters(&self) -> Vec<(String, Var)> {
+        weight_names(&self.shape)
+            .into_iter()
+            .zip(self.weights.iter().cloned())
+            .collect()
     }
 
-    fn weights(&self) -> Result<RnnWeights> {
-        Ok(RnnWeights {
-            w1: self.w1.as_tensor().clone(),
-            w2: self.w2.as_tensor().clone(),
-        })
+    fn weights(&self) -> anyhow::Result<Vec<Vec<f32>>> {
+        Ok(self.weights.iter().map(flat).collect::<Result<_>>()?)
     }
 }

@@ -66,10 +66,10 @@ fn a_checkpoint_round_trips_bit_for_bit() {
         assert_eq!(saved.model.len(), model.len());
         if space == "target" {
             for name in [
-                "targets.recurrent",
+                "targets.layer.0",
                 "targets.output",
                 "realisation.inputs",
-                "weights.recurrent",
+                "weights.layer.0",
                 "weights.output",
             ] {
                 assert!(saved.model.contains_key(name), "{name} missing");
@@ -206,8 +206,18 @@ fn bad_checkpoints_are_refused_with_the_file_named() {
     let dir = edit("invalid-task", &|v| v["task"]["rsl"] = 99.into());
     expect_error(&dir, &[CONFIG_FILE, "rsl (99) must not exceed seq_len"]);
     // Another network's tensors behind a consistent config: refused by shape.
-    let dir = edit("other-shape", &|v| v["task"]["hidden"] = 9.into());
-    expect_error(&dir, &["targets.recurrent", "has shape"]);
+    let dir = edit("other-shape", &|v| {
+        v["task"]["layers"] = serde_json::json!([9])
+    });
+    expect_error(&dir, &["targets.layer.0", "has shape"]);
+    // Another cell or depth: refused by the tensors it would need.
+    let dir = edit("other-cell", &|v| v["task"]["cell"] = "lstm".into());
+    expect_error(&dir, &["targets.layer.0", "has shape"]);
+    let dir = edit("other-depth", &|v| {
+        let layers = v["task"]["layers"].clone();
+        v["task"]["layers"] = serde_json::json!([layers[0], layers[0]]);
+    });
+    expect_error(&dir, &["no tensor `targets.layer.1`"]);
     // Another data set (another seed) behind the same tensors: refused by hash.
     let dir = edit("other-data", &|v| v["task"]["seed"] = 5.into());
     expect_error(&dir, &["data this checkpoint was trained on differs"]);

@@ -4,7 +4,9 @@
 use candle_core::{DType, Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use tsrnn::cells::CellKind;
 use tsrnn::cells::tanh::{unroll, unroll_reference};
+use tsrnn::fused::Shape;
 use tsrnn::model::Model;
 use tsrnn::solve::ridge_solve;
 use tsrnn::target::{Realisation, TargetConfig, TargetRnn};
@@ -209,8 +211,12 @@ fn bits(rng: &mut ChaCha8Rng, l: usize, b: usize) -> Tensor {
 
 fn config(lambda: f64, realisation: Realisation) -> TargetConfig {
     TargetConfig {
-        hidden: 6,
-        classes: 2,
+        shape: Shape {
+            n_in: 1,
+            layers: vec![6],
+            classes: 2,
+            cell: CellKind::Tanh,
+        },
         lambda,
         target_std: 1.0,
         realisation,
@@ -220,13 +226,14 @@ fn config(lambda: f64, realisation: Realisation) -> TargetConfig {
 /// Mean absolute gap between the sums the realised network produces on X̄ and its
 /// targets, per layer.
 fn target_gaps(net: &TargetRnn) -> (f64, f64) {
-    let (s1, s2) = net.realised_sums().unwrap();
-    let (t1, t2) = net.targets();
+    let sums = net.realised_sums().unwrap();
+    let (s1, s2) = (&sums[0], &sums[1]);
+    let (t1, t2) = (&net.targets()[0], &net.targets()[1]);
     let gap = |s: &Tensor, t: &Tensor| {
         let d = values(&(s - t).unwrap());
         d.iter().map(|v| v.abs()).sum::<f64>() / d.len() as f64
     };
-    (gap(&s1, t1.as_tensor()), gap(&s2, t2.as_tensor()))
+    (gap(s1, t1.as_tensor()), gap(s2, t2.as_tensor()))
 }
 
 #[test]
@@ -254,8 +261,7 @@ fn initial_projection_makes_the_targets_reachable() {
     };
     let unprojected = TargetRnn::from_targets(
         &inputs,
-        draw(&[12, 40, 6], &mut rng),
-        draw(&[12, 40, 2], &mut rng),
+        vec![draw(&[12, 40, 6], &mut rng), draw(&[12, 40, 2], &mut rng)],
         config(1e-3, Realisation::Sequential),
     )
     .unwrap();
@@ -321,7 +327,13 @@ fn target_space_gradients_match_autograd() {
 #[test]
 fn weight_space_gradients_match_autograd() {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let net = WeightRnn::new(1, 6, 2, &mut rng, &Device::Cpu).unwrap();
+    let shape = Shape {
+        n_in: 1,
+        layers: vec![6],
+        classes: 2,
+        cell: CellKind::Tanh,
+    };
+    let net = WeightRnn::new(&shape, &mut rng, &Device::Cpu).unwrap();
     let inputs = bits(&mut rng, 9, 40);
     let y = labels(&mut rng, 7, 40);
     assert_fused_matches_autograd(&net, &inputs, &y, 2);

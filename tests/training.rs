@@ -61,3 +61,40 @@ fn a_seed_fixes_every_number() {
         (b.train_loss, b.test_loss, b.test_accuracy)
     );
 }
+
+#[test]
+fn a_three_layer_stack_realises_and_trains() {
+    for space in ["target", "weight"] {
+        let last = run(serde_json::json!({
+            "task": "delay-recall", "delay": 3, "seq_len": 20, "train_size": 100, "test_size": 200,
+            "layers": [8, 8, 8], "iterations": 200, "eval_every": 100, "seed": 2, "space": space,
+            "lr": 0.01,
+        }));
+        assert!(
+            last.test_accuracy > 0.9,
+            "{space}: test accuracy {}",
+            last.test_accuracy
+        );
+    }
+}
+
+#[test]
+fn gated_cells_learn_in_both_spaces() {
+    for (cell, space) in [
+        ("lstm", "target"),
+        ("lstm", "weight"),
+        ("gru", "target"),
+        ("gru", "weight"),
+    ] {
+        let last = run(serde_json::json!({
+            "task": "delay-recall", "delay": 4, "seq_len": 20, "train_size": 100, "test_size": 200,
+            "cell": cell, "hidden": 6, "iterations": 300, "eval_every": 100, "seed": 2, "space": space,
+            "lr": 0.01,
+        }));
+        assert!(
+            last.test_accuracy > 0.9,
+            "{space}: test accuracy {}",
+            last.test_accuracy
+        );
+    }
+}

@@ -1,8 +1,8 @@
 //! The tanh cell: `h_t = tanh(p_t + h_{t-1} W_h)`, with `p_t = b + x_t W_x` computed
 //! for all steps at once by the caller (it does not depend on the recurrence).
 
-use super::{SharedMut, row_chunks, slice};
-use crate::kernels::{Float, gemm_acc, gemm_acc_bt};
+use super::{CellKind, Trace, slice};
+use crate::kernels::Float;
 use candle_core::backend::BackendStorage;
 use candle_core::{
     CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, bail,
@@ -164,32 +164,8 @@ impl CustomOp3 for Unroll {
     }
 }
 
-pub(crate) fn unroll_kernel<T: Float>(
-    p: &[T],
-    w_h: &[T],
-    h0: &[T],
-    (l, b, h): (usize, usize, usize),
-) -> Vec<T> {
-    let mut out = vec![T::of(0.0); l * b * h];
-    let out_ptr = SharedMut(out.as_mut_ptr());
-    row_chunks(b).into_par_iter().for_each(|(r0, r1)| {
-        let m = r1 - r0;
-        for t in 0..l {
-            let at = (t * b + r0) * h;
-            // SAFETY: this thread alone touches rows r0..r1 of every step; `dst` (step t)
-            // and `prev` (step t-1) are disjoint.
-            let dst = unsafe { std::slice::from_raw_parts_mut(out_ptr.ptr().add(at), m * h) };
-            dst.copy_from_slice(&p[at..at + m * h]);
-            let prev: &[T] = if t == 0 {
-                &h0[r0 * h..r1 * h]
-            } else {
-                unsafe { std::slice::from_raw_parts(out_ptr.ptr().add(at - b * h), m * h) }
-            };
-            gemm_acc(dst, prev, w_h, m, h, h);
-            T::tanh_in_place(dst);
-        }
-    });
-    out
+fn unroll_kernel<T: Float>(p: &[T], w_h: &[T], h0: &[T], dims: (usize, usize, usize)) -> Vec<T> {
+    super::forward(CellKind::Tanh, p, Some(w_h), Some(h0), dims).h
 }
 
 /// Backpropagation through time: from the states and `∂L/∂h_t`, computes
@@ -230,31 +206,30 @@ impl CustomOp3 for Bptt {
     }
 }
 
-pub(crate) fn bptt_kernel<T: Float>(
+fn bptt_kernel<T: Float>(
     states: &[T],
     grad: &[T],
     w_h: &[T],
-    (l, b, h): (usize, usize, usize),
+    dims: (usize, usize, usize),
 ) -> Vec<T> {
-    let mut out = vec![T::of(0.0); l * b * h];
-    let out_ptr = SharedMut(out.as_mut_ptr());
+    let trace = Trace {
+        h: states.to_vec(),
+        gates: Vec::new(),
+        c: Vec::new(),
+    };
+    super::backward(CellKind::Tanh, &trace, grad, Some(w_h), dims)
+}
+
+/// One step: `h = tanh(s)` for a block of rows.
+pub fn step<T: Float>(sums: &[T], h: &mut [T]) {
+    h.copy_from_slice(sums);
+    T::tanh_in_place(h);
+}
+
+/// One step back: `∂L/∂s = ∂L/∂h · (1 − h²)`.
+pub fn step_backward<T: Float>(h: &[T], grad: &[T], out: &mut [T]) {
     let one = T::of(1.0);
-    row_chunks(b).into_par_iter().for_each(|(r0, r1)| {
-        let m = r1 - r0;
-        for t in (0..l).rev() {
-            let at = (t * b + r0) * h;
-            // SAFETY: as in `unroll_kernel`, rows r0..r1 belong to this thread alone.
-            let dst = unsafe { std::slice::from_raw_parts_mut(out_ptr.ptr().add(at), m * h) };
-            dst.copy_from_slice(&grad[at..at + m * h]);
-            if t + 1 < l {
-                let next =
-                    unsafe { std::slice::from_raw_parts(out_ptr.ptr().add(at + b * h), m * h) };
-                gemm_acc_bt(dst, next, w_h, m, h, h);
-            }
-            for (d, &s) in dst.iter_mut().zip(&states[at..at + m * h]) {
-                *d *= one - s * s;
-            }
-        }
-    });
-    out
+    for ((d, &g), &y) in out.iter_mut().zip(grad).zip(h) {
+        *d = g * (one - y * y);
+    }
 }

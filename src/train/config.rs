@@ -2,6 +2,7 @@
 //! every field but `task` may be left out and takes the documented default, and
 //! `--set key=value` overrides any field.
 
+use crate::cells::CellKind;
 use crate::target::Realisation;
 use crate::tasks::TaskKind;
 use anyhow::{Context, Result, bail};
@@ -52,8 +53,12 @@ pub struct TaskFile {
     pub train_size: Option<usize>,
     /// Test sequences.
     pub test_size: Option<usize>,
-    /// Hidden units.
+    /// Hidden units of a one-layer network.
     pub hidden: Option<usize>,
+    /// Hidden units of each recurrent layer, bottom first (instead of `hidden`).
+    pub layers: Option<Vec<usize>>,
+    /// The recurrent cell: `tanh` or `lstm`.
+    pub cell: Option<CellKind>,
     /// `target` or `weight`.
     pub space: Option<Space>,
     /// The optimiser (`adam`).
@@ -152,8 +157,10 @@ pub struct RunConfig {
     pub train_size: usize,
     /// Test sequences.
     pub test_size: usize,
-    /// Hidden units.
-    pub hidden: usize,
+    /// Hidden units of each recurrent layer, bottom first.
+    pub layers: Vec<usize>,
+    /// The recurrent cell.
+    pub cell: CellKind,
     /// The space trained in.
     pub space: Space,
     /// The optimiser.
@@ -312,7 +319,23 @@ impl TaskFile {
             seq_len,
             train_size,
             test_size: positive("test_size", self.test_size.unwrap_or(1000))?,
-            hidden: positive("hidden", self.hidden.unwrap_or(task.default_hidden(delay)))?,
+            layers: match (&self.layers, self.hidden) {
+                (Some(_), Some(_)) => bail!("give `hidden` or `layers`, not both"),
+                (Some(layers), None) if layers.is_empty() => {
+                    bail!("layers must name at least one layer")
+                }
+                (Some(layers), None) => {
+                    for &units in layers {
+                        positive("layers", units)?;
+                    }
+                    layers.clone()
+                }
+                (None, hidden) => vec![positive(
+                    "hidden",
+                    hidden.unwrap_or(task.default_hidden(delay)),
+                )?],
+            },
+            cell: self.cell.unwrap_or_default(),
             space,
             optimizer: self.optimizer.unwrap_or_default(),
             lr,
@@ -330,6 +353,17 @@ impl TaskFile {
 }
 
 impl RunConfig {
+    /// The network's shape for this task.
+    pub fn shape(&self) -> crate::fused::Shape {
+        let task = self.task.build(self.delay, self.seq_len);
+        crate::fused::Shape {
+            n_in: task.n_in(),
+            layers: self.layers.clone(),
+            classes: task.classes(),
+            cell: self.cell,
+        }
+    }
+
     /// Checks a resolved task read back from a file (a checkpoint's `config.json`)
     /// by the same rules as a task file.
     pub fn validate(&self) -> Result<()> {
@@ -351,7 +385,9 @@ impl From<&RunConfig> for TaskFile {
             seq_len: Some(c.seq_len),
             train_size: Some(c.train_size),
             test_size: Some(c.test_size),
-            hidden: Some(c.hidden),
+            hidden: None,
+            layers: Some(c.layers.clone()),
+            cell: Some(c.cell),
             space: Some(c.space),
             optimizer: Some(c.optimizer),
             lr: Some(c.lr),

@@ -5,7 +5,8 @@ pub mod adam;
 pub mod checkpoint;
 pub mod config;
 
-use crate::model::{Model, RnnWeights};
+use crate::fused::{self, Shape};
+use crate::model::Model;
 use crate::target::{TargetConfig, TargetRnn};
 use crate::tasks::{self, SequenceSet};
 use crate::weight::WeightRnn;
@@ -24,7 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// A fixed set of sequences as tensors.
+/// A fixed set of sequences as tensors (and as the flat buffers evaluation reads).
 pub struct Dataset {
     /// Inputs `(L, N, n_in)`.
     pub inputs: Tensor,
@@ -32,6 +33,8 @@ pub struct Dataset {
     pub labels: Tensor,
     /// First scored step.
     pub first_scored: usize,
+    flat_inputs: Vec<f32>,
+    flat_labels: Vec<u32>,
 }
 
 impl Dataset {
@@ -42,6 +45,8 @@ impl Dataset {
             inputs: Tensor::from_slice(&set.inputs, (set.len, set.count, set.n_in), device)?,
             labels: Tensor::from_slice(&set.labels, (scored, set.count), device)?,
             first_scored: set.first_scored,
+            flat_inputs: set.inputs.clone(),
+            flat_labels: set.labels.clone(),
         })
     }
 
@@ -53,9 +58,13 @@ impl Dataset {
     /// The sequences at `indices`.
     pub fn select(&self, indices: &[u32]) -> Result<Dataset> {
         let idx = Tensor::from_slice(indices, indices.len(), self.inputs.device())?;
+        let inputs = self.inputs.index_select(&idx, 1)?;
+        let labels = self.labels.index_select(&idx, 1)?;
         Ok(Dataset {
-            inputs: self.inputs.index_select(&idx, 1)?,
-            labels: self.labels.index_select(&idx, 1)?,
+            flat_inputs: inputs.flatten_all()?.to_vec1()?,
+            flat_labels: labels.flatten_all()?.to_vec1()?,
+            inputs,
+            labels,
             first_scored: self.first_scored,
         })
     }
@@ -185,6 +194,7 @@ impl Trainer {
         let train = Dataset::new(&train_set, &device)?;
         let test = Dataset::new(&test_set, &device)?;
         let mut init_rng = ChaCha8Rng::seed_from_u64(derive_seed(config.seed, 3));
+        let shape = config.shape();
         let model: Box<dyn Model> = match config.space {
             Space::Target => {
                 // X̄: the first rbs training sequences, first rsl steps. With rbs = N
@@ -195,21 +205,14 @@ impl Trainer {
                     .narrow(0, 0, config.rsl)?
                     .narrow(1, 0, config.rbs)?;
                 let target = TargetConfig {
-                    hidden: config.hidden,
-                    classes: task.classes(),
+                    shape: shape.clone(),
                     lambda: config.lambda,
                     target_std: config.target_std,
                     realisation: config.realisation,
                 };
                 Box::new(TargetRnn::new(&inputs, target, &mut init_rng)?)
             }
-            Space::Weight => Box::new(WeightRnn::new(
-                task.n_in(),
-                config.hidden,
-                task.classes(),
-                &mut init_rng,
-                &device,
-            )?),
+            Space::Weight => Box::new(WeightRnn::new(&shape, &mut init_rng, &device)?),
         };
         let optimizer = Adam::new(model.parameters(), config.lr);
         Ok(Trainer {
@@ -265,11 +268,11 @@ impl Trainer {
             },
             files: Default::default(),
         };
-        let names: Vec<&str> = self
+        let names: Vec<String> = self
             .model
             .named_parameters()
-            .iter()
-            .map(|(n, _)| *n)
+            .into_iter()
+            .map(|(n, _)| n)
             .collect();
         let (first, second) = self.optimizer.moments();
         let mut moments = Vec::new();
@@ -311,7 +314,7 @@ impl Trainer {
         let optimizer_file = dir.join(checkpoint::OPTIMIZER_FILE);
         let (mut first, mut second) = (Vec::new(), Vec::new());
         for (name, var) in self.model.named_parameters() {
-            let value = checkpoint::tensor(&saved.model, &model_file, name, var.dims())?;
+            let value = checkpoint::tensor(&saved.model, &model_file, &name, var.dims())?;
             var.set(&value.to_dtype(DType::F32)?)?;
             let n = [var.elem_count()];
             for (prefix, into) in [("first", &mut first), ("second", &mut second)] {
@@ -403,8 +406,9 @@ impl Trainer {
     /// Loss and accuracy on the training and test sets with the current weights.
     pub fn evaluate(&self) -> Result<Metrics> {
         let weights = self.model.weights()?;
-        let (train_loss, train_accuracy) = evaluate(&weights, &self.train)?;
-        let (test_loss, test_accuracy) = evaluate(&weights, &self.test)?;
+        let shape = self.model.shape();
+        let (train_loss, train_accuracy) = evaluate(&weights, &self.train, shape)?;
+        let (test_loss, test_accuracy) = evaluate(&weights, &self.test, shape)?;
         let elapsed_s = self.elapsed.as_secs_f64();
         Ok(Metrics {
             iteration: self.iteration,
@@ -537,9 +541,17 @@ fn truncate_metrics(path: &Path, iteration: usize) -> Result<()> {
     Ok(())
 }
 
-/// Loss and accuracy of `weights` on a whole set.
-pub fn evaluate(weights: &RnnWeights, data: &Dataset) -> Result<(f64, f64)> {
-    let logits = weights.logits(&data.inputs, data.first_scored)?;
-    let (loss, accuracy) = loss_and_accuracy(&logits, &data.labels)?;
-    Ok((loss.to_scalar::<f32>()? as f64, accuracy))
+/// Loss and accuracy of a network with these weights (every recurrent layer, then
+/// the output layer) on a whole set.
+pub fn evaluate(weights: &[Vec<f32>], data: &Dataset, shape: &Shape) -> Result<(f64, f64)> {
+    let (len, count, _) = data.inputs.dims3()?;
+    let batch = fused::Batch {
+        inputs: &data.flat_inputs,
+        labels: &data.flat_labels,
+        len,
+        count,
+        first_scored: data.first_scored,
+    };
+    let (loss, right) = fused::evaluate(weights, &batch, shape)?;
+    Ok((loss, right as f64 / data.flat_labels.len() as f64))
 }

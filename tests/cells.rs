@@ -1,0 +1,280 @@
+//! Cells and stacks: the LSTM against a slow reference, the stand-in pass against
+//! the actual pass, and the fused gradients of every cell and depth against
+//! central finite differences in f64.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tsrnn::cells::{self, CellKind};
+use tsrnn::fused::{self, Batch, Realisation, Shape};
+
+fn uniform(rng: &mut ChaCha8Rng, n: usize, scale: f64) -> Vec<f64> {
+    (0..n).map(|_| rng.random_range(-scale..scale)).collect()
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+#[test]
+fn lstm_matches_a_slow_reference() {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let (len, count, h) = (5, 40, 3);
+    let sums = uniform(&mut rng, len * count * 4 * h, 1.5);
+    let w_h = uniform(&mut rng, h * 4 * h, 0.8);
+    let trace = cells::forward(CellKind::Lstm, &sums, Some(&w_h), None, (len, count, h));
+    for s in 0..count {
+        let (mut hp, mut cp) = (vec![0.0; h], vec![0.0; h]);
+        for t in 0..len {
+            let row = t * count + s;
+            let pre: Vec<f64> = (0..4 * h)
+                .map(|k| {
+                    sums[row * 4 * h + k] + (0..h).map(|u| hp[u] * w_h[u * 4 * h + k]).sum::<f64>()
+                })
+                .collect();
+            for u in 0..h {
+                let c = cp[u] * sigmoid(pre[2 * h + u] + 1.0) + sigmoid(pre[u]) * pre[h + u].tanh();
+                let hv = c.tanh() * sigmoid(pre[3 * h + u]);
+                assert!((trace.c[row * h + u] - c).abs() < 1e-12);
+                assert!((trace.h[row * h + u] - hv).abs() < 1e-12);
+                cp[u] = c;
+                hp[u] = hv;
+            }
+        }
+    }
+}
+
+#[test]
+fn gru_matches_a_slow_reference() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let (len, count, h) = (5, 40, 3);
+    let sums = uniform(&mut rng, len * count * 4 * h, 1.5);
+    let w_h = uniform(&mut rng, h * 4 * h, 0.8);
+    let trace = cells::forward(CellKind::Gru, &sums, Some(&w_h), None, (len, count, h));
+    for s in 0..count {
+        let mut hp = vec![0.0; h];
+        for t in 0..len {
+            let row = t * count + s;
+            let pre: Vec<f64> = (0..4 * h)
+                .map(|k| {
+                    sums[row * 4 * h + k] + (0..h).map(|u| hp[u] * w_h[u * 4 * h + k]).sum::<f64>()
+                })
+                .collect();
+            let next: Vec<f64> = (0..h)
+                .map(|u| {
+                    let (z, r) = (sigmoid(pre[u]), sigmoid(pre[h + u]));
+                    let n = (pre[2 * h + u] + r * pre[3 * h + u]).tanh();
+                    (1.0 - z) * n + z * hp[u]
+                })
+                .collect();
+            for (got, want) in trace.h[row * h..(row + 1) * h].iter().zip(&next) {
+                assert!((got - want).abs() < 1e-12);
+            }
+            hp = next;
+        }
+    }
+}
+
+#[test]
+fn the_stand_in_pass_on_actual_sums_is_the_actual_pass() {
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let (len, count, h) = (6, 7, 4);
+    for cell in [CellKind::Tanh, CellKind::Lstm, CellKind::Gru] {
+        let g = cell.gates() * h;
+        let input_sums = uniform(&mut rng, len * count * g, 1.0);
+        let w_h = uniform(&mut rng, h * g, 0.7);
+        let actual = cells::forward(cell, &input_sums, Some(&w_h), None, (len, count, h));
+        // The complete sums of the actual pass, recurrence included.
+        let mut complete = input_sums.clone();
+        for row in count..len * count {
+            for k in 0..g {
+                complete[row * g + k] += (0..h)
+                    .map(|u| actual.h[(row - count) * h + u] * w_h[u * g + k])
+                    .sum::<f64>();
+            }
+        }
+        let stand_in = cells::forward(cell, &complete, None, None, (len, count, h));
+        for (a, b) in actual.h.iter().zip(&stand_in.h) {
+            assert!((a - b).abs() < 1e-12, "{cell:?}");
+        }
+    }
+}
+
+struct Case {
+    shape: Shape,
+    shared: bool,
+    optimistic: bool,
+}
+
+fn check_target_space(case: &Case, seed: u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let shape = &case.shape;
+    let (rsl, rbs) = (5, 6);
+    let n = rsl * rbs;
+    let inputs: Vec<f64> = (0..n * shape.n_in)
+        .map(|_| rng.random_range(0..2) as f64)
+        .collect();
+    let mut targets: Vec<Vec<f64>> = shape
+        .target_widths()
+        .iter()
+        .map(|&w| uniform(&mut rng, n * w, 1.0))
+        .collect();
+    let real = Realisation {
+        inputs: &inputs,
+        rsl,
+        rbs,
+        lambda: 0.1,
+        optimistic: case.optimistic,
+    };
+    let (len, count, from) = if case.shared {
+        (rsl, rbs, 2)
+    } else {
+        (7, 3, 1)
+    };
+    let batch_inputs: Vec<f64> = if case.shared {
+        inputs.clone()
+    } else {
+        (0..len * count * shape.n_in)
+            .map(|_| rng.random_range(0..2) as f64)
+            .collect()
+    };
+    let labels: Vec<u32> = (0..(len - from) * count)
+        .map(|_| rng.random_range(0..shape.classes as u32))
+        .collect();
+    let batch = Batch {
+        inputs: &batch_inputs,
+        labels: &labels,
+        len,
+        count,
+        first_scored: from,
+    };
+    let grads = fused::target_space(&targets, &real, &batch, case.shared, shape)
+        .unwrap()
+        .grads;
+    let loss = |targets: &[Vec<f64>]| {
+        fused::target_space(targets, &real, &batch, case.shared, shape)
+            .unwrap()
+            .loss
+    };
+    for p in 0..targets.len() {
+        for _ in 0..6 {
+            let i = rng.random_range(0..targets[p].len());
+            let eps = 1e-6;
+            let base = targets[p][i];
+            targets[p][i] = base + eps;
+            let up = loss(&targets);
+            targets[p][i] = base - eps;
+            let down = loss(&targets);
+            targets[p][i] = base;
+            let numeric = (up - down) / (2.0 * eps);
+            let analytic = grads[p][i];
+            assert!(
+                (analytic - numeric).abs() < 1e-6 * (1.0 + numeric.abs()),
+                "{:?} shared {} optimistic {}: target {p}[{i}]: {analytic} vs {numeric}",
+                shape,
+                case.shared,
+                case.optimistic
+            );
+        }
+    }
+}
+
+fn shapes() -> Vec<Shape> {
+    vec![
+        Shape {
+            n_in: 1,
+            layers: vec![3],
+            classes: 2,
+            cell: CellKind::Lstm,
+        },
+        Shape {
+            n_in: 2,
+            layers: vec![3, 4],
+            classes: 3,
+            cell: CellKind::Tanh,
+        },
+        Shape {
+            n_in: 1,
+            layers: vec![2, 3],
+            classes: 2,
+            cell: CellKind::Lstm,
+        },
+        Shape {
+            n_in: 1,
+            layers: vec![3, 2, 3],
+            classes: 2,
+            cell: CellKind::Tanh,
+        },
+        Shape {
+            n_in: 2,
+            layers: vec![3],
+            classes: 2,
+            cell: CellKind::Gru,
+        },
+        Shape {
+            n_in: 1,
+            layers: vec![2, 3],
+            classes: 3,
+            cell: CellKind::Gru,
+        },
+    ]
+}
+
+#[test]
+fn target_space_gradients_match_finite_differences() {
+    for (k, shape) in shapes().into_iter().enumerate() {
+        for (shared, optimistic) in [(true, false), (false, false), (true, true)] {
+            check_target_space(
+                &Case {
+                    shape: shape.clone(),
+                    shared,
+                    optimistic,
+                },
+                k as u64,
+            );
+        }
+    }
+}
+
+#[test]
+fn weight_space_gradients_match_finite_differences() {
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    for shape in shapes() {
+        let mut weights: Vec<Vec<f64>> = shape
+            .weight_shapes()
+            .iter()
+            .map(|&(r, c)| uniform(&mut rng, r * c, 0.8))
+            .collect();
+        let (len, count, from) = (6, 4, 2);
+        let inputs: Vec<f64> = (0..len * count * shape.n_in)
+            .map(|_| rng.random_range(0..2) as f64)
+            .collect();
+        let labels: Vec<u32> = (0..(len - from) * count)
+            .map(|_| rng.random_range(0..shape.classes as u32))
+            .collect();
+        let batch = Batch {
+            inputs: &inputs,
+            labels: &labels,
+            len,
+            count,
+            first_scored: from,
+        };
+        let grads = fused::weight_space(&weights, &batch, &shape).unwrap().grads;
+        for p in 0..weights.len() {
+            for _ in 0..8 {
+                let i = rng.random_range(0..weights[p].len());
+                let base = weights[p][i];
+                let eps = 1e-6;
+                weights[p][i] = base + eps;
+                let up = fused::weight_space(&weights, &batch, &shape).unwrap().loss;
+                weights[p][i] = base - eps;
+                let down = fused::weight_space(&weights, &batch, &shape).unwrap().loss;
+                weights[p][i] = base;
+                let numeric = (up - down) / (2.0 * eps);
+                assert!(
+                    (grads[p][i] - numeric).abs() < 1e-7 * (1.0 + numeric.abs()),
+                    "{shape:?} {p}[{i}]"
+                );
+            }
+        }
+    }
+}
