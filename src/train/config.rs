@@ -103,8 +103,14 @@ pub const FIELDS: &[(&str, &str, &str)] = &[
     (
         "hidden",
         "per kind",
-        "hidden units (delay + 3; + 5 for xor and bit-adder)",
+        "hidden units of one layer (delay + 3; + 5 for xor and bit-adder)",
     ),
+    (
+        "layers",
+        "[hidden]",
+        "hidden units of each stacked layer, e.g. [64,64] (instead of hidden)",
+    ),
+    ("cell", "tanh", "tanh | lstm | gru"),
     ("space", "target", "target | weight"),
     ("optimizer", "adam", "adam"),
     (
@@ -227,6 +233,14 @@ pub fn with_overrides(config: &RunConfig, overrides: &[String], source: &str) ->
     let file: TaskFile = serde_json::from_value(Value::Object(fields))
         .map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
     file.resolve().map_err(|e| anyhow::anyhow!("{source}: {e}"))
+}
+
+/// The fields a task file may hold, in order: those of [`TaskFile`] itself.
+pub fn field_names() -> Vec<String> {
+    match serde_json::to_value(TaskFile::default()) {
+        Ok(Value::Object(fields)) => fields.keys().cloned().collect(),
+        _ => unreachable!("a task file serialises to an object"),
+    }
 }
 
 /// Applies one `key=value` override. The value is read as JSON where it parses
@@ -417,4 +431,18 @@ fn kind_names() -> String {
         .map(|k| k.name())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_fields_are_the_task_file_fields() {
+        let mut documented: Vec<String> = FIELDS.iter().map(|(f, _, _)| f.to_string()).collect();
+        let mut actual = field_names();
+        documented.sort();
+        actual.sort();
+        assert_eq!(documented, actual);
+    }
 }
