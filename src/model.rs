@@ -69,13 +69,6 @@ impl RnnWeights {
         self.output(&states.narrow(0, from, l - from)?)
     }
 
-    /// The same weights, cut from any autograd graph.
-    pub fn detach(&self) -> RnnWeights {
-        RnnWeights {
-            w1: self.w1.detach(),
-            w2: self.w2.detach(),
-        }
-    }
 }
 
 /// Checkpoint name of recurrent layer `l`'s weights.

@@ -130,10 +130,6 @@ impl TargetRnn {
         })
     }
 
-    /// The realisation inputs `X̄`.
-    pub fn realisation_inputs(&self) -> &Tensor {
-        &self.inputs
-    }
 
     /// The targets: every recurrent layer's, then the output layer's.
     pub fn targets(&self) -> &[Var] {

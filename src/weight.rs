@@ -41,23 +41,6 @@ impl WeightRnn {
         })
     }
 
-    /// A one-layer tanh network with the given weights.
-    pub fn from_weights(weights: &RnnWeights) -> Result<Self> {
-        let (k, h) = weights.w1.dims2()?;
-        let shape = Shape {
-            n_in: k - 1 - h,
-            layers: vec![h],
-            classes: weights.w2.dim(1)?,
-            cell: CellKind::Tanh,
-        };
-        Ok(WeightRnn {
-            shape,
-            weights: vec![
-                Var::from_tensor(&weights.w1)?,
-                Var::from_tensor(&weights.w2)?,
-            ],
-        })
-    }
 }
 
 impl Model for WeightRnn {

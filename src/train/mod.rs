@@ -50,10 +50,6 @@ impl Dataset {
         })
     }
 
-    /// Number of sequences.
-    pub fn count(&self) -> Result<usize> {
-        Ok(self.inputs.dim(1)?)
-    }
 
     /// The sequences at `indices`.
     pub fn select(&self, indices: &[u32]) -> Result<Dataset> {
