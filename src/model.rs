@@ -68,7 +68,6 @@ impl RnnWeights {
         let l = states.dim(0)?;
         self.output(&states.narrow(0, from, l - from)?)
     }
-
 }
 
 /// Checkpoint name of recurrent layer `l`'s weights.

@@ -130,7 +130,6 @@ impl TargetRnn {
         })
     }
 
-
     /// The targets: every recurrent layer's, then the output layer's.
     pub fn targets(&self) -> &[Var] {
         &self.targets

@@ -40,7 +40,6 @@ impl WeightRnn {
             weights,
         })
     }
-
 }
 
 impl Model for WeightRnn {

@@ -50,7 +50,6 @@ impl Dataset {
         })
     }
 
-
     /// The sequences at `indices`.
     pub fn select(&self, indices: &[u32]) -> Result<Dataset> {
         let idx = Tensor::from_slice(indices, indices.len(), self.inputs.device())?;
