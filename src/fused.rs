@@ -344,29 +344,20 @@ pub fn evaluate<T: Float>(
     Ok((loss, right))
 }
 
-/// Loss, number right and weight gradients of a weight-space network on a batch.
-pub fn weight_space<T: Float>(
-    weights: &[Vec<T>],
-    batch: &Batch<T>,
+/// Back through every layer's pass of a batch, top down, from `∂L/∂h` of the top
+/// layer: adds each layer's `∂L/∂W` to `grads`.
+fn backward_through_layers<T: Float>(
     shape: &Shape,
-) -> Result<Gradients<T>> {
-    let dims = (batch.len, batch.count);
-    let depth = shape.layers.len();
-    let passes = layers_forward(shape, weights, batch.inputs, dims);
-    let mut grads: Vec<Vec<T>> = weights.iter().map(|w| vec![T::of(0.0); w.len()]).collect();
-    let (loss, right, mut grad_h) = output_backward(
-        &passes[depth - 1].h,
-        &weights[depth],
-        batch,
-        (shape.top(), shape.classes),
-        &mut grads[depth],
-    )?;
-    for l in (0..depth).rev() {
-        let input = if l == 0 {
-            batch.inputs
-        } else {
-            &passes[l - 1].h
-        };
+    passes: &[Trace<T>],
+    inputs: &[T],
+    grad_top: Vec<T>,
+    weights: &[Vec<T>],
+    dims: (usize, usize),
+    grads: &mut [Vec<T>],
+) {
+    let mut grad_h = grad_top;
+    for l in (0..shape.layers.len()).rev() {
+        let input = if l == 0 { inputs } else { &passes[l - 1].h };
         grad_h = layer_backward(
             shape,
             l,
@@ -379,6 +370,34 @@ pub fn weight_space<T: Float>(
             l > 0,
         );
     }
+}
+
+/// Loss, number right and weight gradients of a weight-space network on a batch.
+pub fn weight_space<T: Float>(
+    weights: &[Vec<T>],
+    batch: &Batch<T>,
+    shape: &Shape,
+) -> Result<Gradients<T>> {
+    let dims = (batch.len, batch.count);
+    let depth = shape.layers.len();
+    let passes = layers_forward(shape, weights, batch.inputs, dims);
+    let mut grads: Vec<Vec<T>> = weights.iter().map(|w| vec![T::of(0.0); w.len()]).collect();
+    let (loss, right, grad_h) = output_backward(
+        &passes[depth - 1].h,
+        &weights[depth],
+        batch,
+        (shape.top(), shape.classes),
+        &mut grads[depth],
+    )?;
+    backward_through_layers(
+        shape,
+        &passes,
+        batch.inputs,
+        grad_h,
+        weights,
+        dims,
+        &mut grads,
+    );
     Ok(Gradients { loss, right, grads })
 }
 
@@ -679,25 +698,15 @@ pub fn target_space<T: Float>(
     // A separate minibatch: back through its own passes, layer by layer.
     let mut grad_h = vec![T::of(0.0); n * shape.top()];
     if let Some(passes) = &batch_passes {
-        let mut g = grad_top;
-        for l in (0..depth).rev() {
-            let input = if l == 0 {
-                batch.inputs
-            } else {
-                &passes[l - 1].h
-            };
-            g = layer_backward(
-                shape,
-                l,
-                &passes[l],
-                input,
-                &g,
-                &weights[l],
-                batch_dims,
-                &mut grad_w[l],
-                l > 0,
-            );
-        }
+        backward_through_layers(
+            shape,
+            passes,
+            batch.inputs,
+            grad_top,
+            weights,
+            batch_dims,
+            &mut grad_w,
+        );
     } else {
         grad_h = grad_top;
     }

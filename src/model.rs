@@ -113,8 +113,12 @@ pub trait Model {
     /// The weights the network computes with (realised, in target space), flat:
     /// every recurrent layer, then the output layer.
     fn weights(&self) -> anyhow::Result<Vec<Vec<f32>>>;
-    /// Every tensor a checkpoint keeps, by name: the parameters, the weights the
-    /// network computes with (so inference needs no solve), and fixed inputs.
+    /// Fixed tensors the network was built on (the realisation inputs), by name.
+    fn fixed_tensors(&self) -> Vec<(String, Tensor)> {
+        Vec::new()
+    }
+    /// Every tensor a checkpoint keeps, by name: the parameters, the fixed tensors,
+    /// and the weights the network computes with (so inference needs no solve).
     fn tensors(&self) -> anyhow::Result<Vec<(String, Tensor)>> {
         let mut all: Vec<(String, Tensor)> = self
             .named_parameters()
@@ -123,6 +127,7 @@ pub trait Model {
             .collect();
         let names = weight_names(self.shape());
         all.retain(|(n, _)| !names.contains(n));
+        all.extend(self.fixed_tensors());
         for ((name, w), dims) in names
             .into_iter()
             .zip(self.weights()?)

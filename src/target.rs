@@ -299,22 +299,8 @@ impl Model for TargetRnn {
         .weights)
     }
 
-    fn tensors(&self) -> anyhow::Result<Vec<(String, Tensor)>> {
-        let mut all: Vec<(String, Tensor)> = self
-            .named_parameters()
-            .into_iter()
-            .map(|(n, v)| (n, v.as_tensor().clone()))
-            .collect();
-        all.push((REALISATION_INPUTS.into(), self.inputs.clone()));
-        let names = crate::model::weight_names(&self.config.shape);
-        for ((name, w), dims) in names
-            .into_iter()
-            .zip(self.weights()?)
-            .zip(self.config.shape.weight_shapes())
-        {
-            all.push((name, Tensor::from_vec(w, dims, self.inputs.device())?));
-        }
-        Ok(all)
+    fn fixed_tensors(&self) -> Vec<(String, Tensor)> {
+        vec![(REALISATION_INPUTS.into(), self.inputs.clone())]
     }
 }
 
