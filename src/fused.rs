@@ -122,6 +122,7 @@ impl Shape {
 }
 
 /// One minibatch: time-major inputs and the labels of its scored steps.
+#[derive(Clone, Copy)]
 pub struct Batch<'a, T> {
     /// Inputs `(L·B) × n_in`.
     pub inputs: &'a [T],
@@ -143,6 +144,9 @@ pub struct Gradients<T> {
     pub right: usize,
     /// Gradients of the parameters, in the model's parameter order.
     pub grads: Vec<Vec<T>>,
+    /// `∂L/∂inputs` of the batch (`(L·B) × n_in`), for a layer below the network
+    /// (an embedding); `None` when the batch is the realisation batch itself.
+    pub inputs: Option<Vec<T>>,
 }
 
 /// `b + x W_x` for every row of a layer's input `(N × in)`: its sums but for the
@@ -345,7 +349,7 @@ pub fn evaluate<T: Float>(
 }
 
 /// Back through every layer's pass of a batch, top down, from `∂L/∂h` of the top
-/// layer: adds each layer's `∂L/∂W` to `grads`.
+/// layer: adds each layer's `∂L/∂W` to `grads` and returns `∂L/∂inputs`.
 fn backward_through_layers<T: Float>(
     shape: &Shape,
     passes: &[Trace<T>],
@@ -354,7 +358,7 @@ fn backward_through_layers<T: Float>(
     weights: &[Vec<T>],
     dims: (usize, usize),
     grads: &mut [Vec<T>],
-) {
+) -> Vec<T> {
     let mut grad_h = grad_top;
     for l in (0..shape.layers.len()).rev() {
         let input = if l == 0 { inputs } else { &passes[l - 1].h };
@@ -367,9 +371,10 @@ fn backward_through_layers<T: Float>(
             &weights[l],
             dims,
             &mut grads[l],
-            l > 0,
+            true,
         );
     }
+    grad_h
 }
 
 /// Loss, number right and weight gradients of a weight-space network on a batch.
@@ -389,7 +394,7 @@ pub fn weight_space<T: Float>(
         (shape.top(), shape.classes),
         &mut grads[depth],
     )?;
-    backward_through_layers(
+    let grad_inputs = backward_through_layers(
         shape,
         &passes,
         batch.inputs,
@@ -398,7 +403,12 @@ pub fn weight_space<T: Float>(
         dims,
         &mut grads,
     );
-    Ok(Gradients { loss, right, grads })
+    Ok(Gradients {
+        loss,
+        right,
+        grads,
+        inputs: Some(grad_inputs),
+    })
 }
 
 /// A ridge solve kept for its backward pass.
@@ -697,8 +707,9 @@ pub fn target_space<T: Float>(
 
     // A separate minibatch: back through its own passes, layer by layer.
     let mut grad_h = vec![T::of(0.0); n * shape.top()];
+    let mut grad_inputs = None;
     if let Some(passes) = &batch_passes {
-        backward_through_layers(
+        grad_inputs = Some(backward_through_layers(
             shape,
             passes,
             batch.inputs,
@@ -706,7 +717,7 @@ pub fn target_space<T: Float>(
             weights,
             batch_dims,
             &mut grad_w,
-        );
+        ));
     } else {
         grad_h = grad_top;
     }
@@ -782,5 +793,6 @@ pub fn target_space<T: Float>(
         loss,
         right,
         grads: grad_t,
+        inputs: grad_inputs,
     })
 }

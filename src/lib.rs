@@ -5,6 +5,7 @@
 //! joins them.
 
 pub mod cells;
+pub mod data;
 pub mod fused;
 pub mod kernels;
 pub mod model;
@@ -12,5 +13,6 @@ pub mod report;
 pub mod solve;
 pub mod target;
 pub mod tasks;
+pub mod text;
 pub mod train;
 pub mod weight;

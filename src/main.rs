@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tsrnn::model::weight_names;
 use tsrnn::tasks::{self, TaskKind};
+use tsrnn::text::classify;
+use tsrnn::text::tokenizer::TextTokenizer;
 use tsrnn::train::checkpoint::{self, BEST_DIR, MODEL_FILE};
 use tsrnn::train::config::{self, FIELDS, RunConfig, Space};
 use tsrnn::train::{self as training, Dataset, Event, Metrics, Outcome, RunOptions, Trainer};
@@ -42,7 +44,7 @@ enum Command {
         #[arg(long, value_enum, conflicts_with = "resume")]
         space: Option<Space>,
         /// Override a task field, e.g. `--set delay=40`; repeatable. With --resume
-        /// only `iterations` may be changed.
+        /// only `iterations` (text tasks: `epochs`) may be changed.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
         /// Also append every evaluation to this file as a JSON line.
@@ -166,14 +168,16 @@ fn resume_trainer(dir: &Path, overrides: &[String]) -> Result<Trainer> {
     let mut iterations = None;
     for item in overrides {
         match item.split_once('=') {
-            Some(("iterations", n)) => {
+            Some(("iterations" | "epochs", n)) => {
                 iterations = Some(
                     n.trim()
                         .parse::<usize>()
                         .map_err(|_| anyhow!("--set {item}: not a count"))?,
                 )
             }
-            _ => bail!("--set {item}: with --resume only `iterations` may be changed"),
+            _ => bail!(
+                "--set {item}: with --resume only `iterations` (text tasks: `epochs`) may be changed"
+            ),
         }
     }
     Trainer::resume(dir, iterations)
@@ -187,7 +191,7 @@ struct Progress {
 impl Progress {
     fn new(trainer: &Trainer) -> Self {
         let bar = std::io::stdout().is_terminal().then(|| {
-            let bar = ProgressBar::new(trainer.config().iterations as u64);
+            let bar = ProgressBar::new(trainer.iterations() as u64);
             bar.set_style(
                 ProgressStyle::with_template(
                     "{bar:30} {pos}/{len} it  {msg}  [{elapsed_precise} < {eta_precise}]",
@@ -223,8 +227,9 @@ impl Progress {
 
 fn format_row(m: &Metrics) -> String {
     format!(
-        "iter {:>6}  train loss {:.4} acc {:6.2}%  test loss {:.4} acc {:6.2}%  {:7.2} s  {:6.2} ms/it",
+        "iter {:>6}  epoch {:5.2}  train loss {:.4} acc {:6.2}%  test loss {:.4} acc {:6.2}%  {:7.2} s  {:6.2} ms/it",
         m.iteration,
+        m.epoch,
         m.train_loss,
         100.0 * m.train_accuracy,
         m.test_loss,
@@ -241,6 +246,9 @@ fn train(
     metrics: Option<&Path>,
 ) -> Result<Metrics> {
     println!("{}", serde_json::to_string(trainer.config())?);
+    if let Some(summary) = trainer.summary() {
+        println!("{summary}");
+    }
     println!("checkpoint: {}", dir.display());
     let interrupt = Arc::new(AtomicBool::new(false));
     {
@@ -298,7 +306,6 @@ fn eval(dir: &Path, best: bool, overrides: &[String], out: Option<&Path>) -> Res
             "--set: the task kind, layers and cell must stay those the checkpoint was trained with"
         );
     }
-    let task = config.task.build(config.delay, config.seq_len);
     let model_file = dir.join(MODEL_FILE);
     let shape = config.shape();
     let weights = weight_names(&shape)
@@ -309,21 +316,39 @@ fn eval(dir: &Path, best: bool, overrides: &[String], out: Option<&Path>) -> Res
             Ok(t.flatten_all()?.to_vec1::<f32>()?)
         })
         .collect::<Result<Vec<_>>>()?;
-    let set = tasks::generate(
-        task.as_ref(),
-        config.test_size,
-        training::derive_seed(config.seed, 2),
-    );
+    let (test, embedding) = match config.task.build(config.delay, config.seq_len) {
+        Some(task) => {
+            let set = tasks::generate(
+                task.as_ref(),
+                config.test_size,
+                training::derive_seed(config.seed, 2),
+            );
+            (Dataset::from_set(&set), None)
+        }
+        None => {
+            let tokenizer =
+                TextTokenizer::load(&dir.join(checkpoint::TOKENIZER_FILE).to_string_lossy())?;
+            let data = classify::prepare(&config, Some(tokenizer))?;
+            let table = checkpoint::tensor(
+                &saved.model,
+                &model_file,
+                training::EMBEDDING,
+                &[data.embedding_rows, shape.n_in],
+            )?;
+            (data.test, Some(table.flatten_all()?.to_vec1::<f32>()?))
+        }
+    };
     let (test_loss, test_accuracy) = training::evaluate(
         &weights,
-        &Dataset::new(&set, &candle_core::Device::Cpu)?,
+        embedding.as_deref().map(|t| (t, shape.n_in)),
+        &test,
         &shape,
     )?;
     let report = serde_json::json!({
         "checkpoint": dir,
         "iteration": saved.config.iteration,
         "task": config,
-        "test_size": config.test_size,
+        "test_size": test.count,
         "test_loss": test_loss,
         "test_accuracy": test_accuracy,
     });

@@ -5,7 +5,7 @@
 //! `h_t = tanh([1, x_t, h_{t-1}] · W¹)`, logits `y_t = [1, h_t] · W²`.
 
 use crate::cells;
-use crate::fused::{Gradients, Shape};
+use crate::fused::{Batch, Gradients, Shape};
 use candle_core::{Result, Tensor, Var};
 
 /// The weights of a one-layer tanh network as candle tensors, for the op-by-op
@@ -100,6 +100,29 @@ pub trait Model {
         inputs: &Tensor,
         labels: &Tensor,
         from: usize,
+    ) -> anyhow::Result<Gradients<f32>> {
+        let (len, count, _) = inputs.dims3()?;
+        let (x, y) = flat_batch(inputs, labels)?;
+        let batch = Batch {
+            inputs: &x,
+            labels: &y,
+            len,
+            count,
+            first_scored: from,
+        };
+        self.batch_gradients(&batch, self.is_realisation_batch(inputs))
+    }
+    /// Whether `inputs` is the realisation batch itself, whose realisation passes
+    /// are then the forward passes (target space).
+    fn is_realisation_batch(&self, _inputs: &Tensor) -> bool {
+        false
+    }
+    /// Loss and parameter gradients on a flat batch. `shared` says the batch is the
+    /// realisation batch itself (target space; its inputs are then `X̄`'s).
+    fn batch_gradients(
+        &self,
+        batch: &Batch<'_, f32>,
+        shared: bool,
     ) -> anyhow::Result<Gradients<f32>>;
     /// The trainable parameters with their checkpoint names, in a fixed order.
     fn named_parameters(&self) -> Vec<(String, Var)>;

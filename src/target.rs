@@ -16,7 +16,7 @@
 
 use crate::cells::{self, CellKind};
 use crate::fused::{self, Batch, Gradients, Shape};
-use crate::model::{Model, RnnWeights, flat, flat_batch};
+use crate::model::{Model, RnnWeights, flat};
 use crate::solve::ridge_solve;
 use candle_core::{Result, Tensor, Var, bail};
 use rand_chacha::ChaCha8Rng;
@@ -241,27 +241,23 @@ impl Model for TargetRnn {
         realised.weights.output(&states.narrow(0, from, l - from)?)
     }
 
-    fn loss_and_gradients(
+    fn is_realisation_batch(&self, inputs: &Tensor) -> bool {
+        // The same tensor as X̄ (not merely equal values).
+        inputs.id() == self.inputs.id()
+    }
+
+    fn batch_gradients(
         &self,
-        inputs: &Tensor,
-        labels: &Tensor,
-        from: usize,
+        batch: &Batch<'_, f32>,
+        shared: bool,
     ) -> anyhow::Result<Gradients<f32>> {
-        let (len, count, _) = inputs.dims3()?;
-        // The same tensor as X̄ (not merely equal values): the realisation passes
-        // are the forward passes.
-        let shared = inputs.id() == self.inputs.id();
-        let (x, y) = if shared {
-            (Vec::new(), labels.flatten_all()?.to_vec1()?)
-        } else {
-            flat_batch(inputs, labels)?
-        };
         let batch = Batch {
-            inputs: if shared { &self.flat_inputs } else { &x },
-            labels: &y,
-            len,
-            count,
-            first_scored: from,
+            inputs: if shared {
+                &self.flat_inputs
+            } else {
+                batch.inputs
+            },
+            ..*batch
         };
         fused::target_space(
             &self.flat_targets()?,

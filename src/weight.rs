@@ -3,7 +3,7 @@
 
 use crate::cells::CellKind;
 use crate::fused::{self, Batch, Gradients, Shape};
-use crate::model::{Model, RnnWeights, flat, flat_batch, weight_names};
+use crate::model::{Model, RnnWeights, flat, weight_names};
 use candle_core::{Device, Result, Tensor, Var, bail};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -58,22 +58,12 @@ impl Model for WeightRnn {
         weights.logits(inputs, from)
     }
 
-    fn loss_and_gradients(
+    fn batch_gradients(
         &self,
-        inputs: &Tensor,
-        labels: &Tensor,
-        from: usize,
+        batch: &Batch<'_, f32>,
+        _shared: bool,
     ) -> anyhow::Result<Gradients<f32>> {
-        let (len, count, _) = inputs.dims3()?;
-        let (x, y) = flat_batch(inputs, labels)?;
-        let batch = Batch {
-            inputs: &x,
-            labels: &y,
-            len,
-            count,
-            first_scored: from,
-        };
-        fused::weight_space(&self.weights()?, &batch, &self.shape)
+        fused::weight_space(&self.weights()?, batch, &self.shape)
     }
 
     fn named_parameters(&self) -> Vec<(String, Var)> {

@@ -278,3 +278,70 @@ fn weight_space_gradients_match_finite_differences() {
         }
     }
 }
+
+/// `∂L/∂inputs` of a separate minibatch (what an embedding below the network
+/// receives), in both spaces, against central differences.
+#[test]
+fn input_gradients_match_finite_differences() {
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    for shape in shapes() {
+        let (rsl, rbs) = (4, 3);
+        let targets: Vec<Vec<f64>> = shape
+            .target_widths()
+            .iter()
+            .map(|&w| uniform(&mut rng, rsl * rbs * w, 1.0))
+            .collect();
+        let weights: Vec<Vec<f64>> = shape
+            .weight_shapes()
+            .iter()
+            .map(|&(r, c)| uniform(&mut rng, r * c, 0.8))
+            .collect();
+        let real_inputs = uniform(&mut rng, rsl * rbs * shape.n_in, 1.0);
+        let real = Realisation {
+            inputs: &real_inputs,
+            rsl,
+            rbs,
+            lambda: 0.1,
+            optimistic: false,
+        };
+        let (len, count, from) = (6, 2, 5);
+        let mut inputs = uniform(&mut rng, len * count * shape.n_in, 1.0);
+        let labels: Vec<u32> = (0..(len - from) * count)
+            .map(|_| rng.random_range(0..shape.classes as u32))
+            .collect();
+        let run = |inputs: &[f64], target: bool| {
+            let batch = Batch {
+                inputs,
+                labels: &labels,
+                len,
+                count,
+                first_scored: from,
+            };
+            if target {
+                fused::target_space(&targets, &real, &batch, false, &shape).unwrap()
+            } else {
+                fused::weight_space(&weights, &batch, &shape).unwrap()
+            }
+        };
+        for target in [true, false] {
+            let grads = run(&inputs, target).inputs.expect("a separate batch");
+            assert_eq!(grads.len(), inputs.len());
+            for _ in 0..8 {
+                let i = rng.random_range(0..inputs.len());
+                let base = inputs[i];
+                let eps = 1e-6;
+                inputs[i] = base + eps;
+                let up = run(&inputs, target).loss;
+                inputs[i] = base - eps;
+                let down = run(&inputs, target).loss;
+                inputs[i] = base;
+                let numeric = (up - down) / (2.0 * eps);
+                assert!(
+                    (grads[i] - numeric).abs() < 1e-6 * (1.0 + numeric.abs()),
+                    "{shape:?} target {target}: input {i}: {} vs {numeric}",
+                    grads[i]
+                );
+            }
+        }
+    }
+}

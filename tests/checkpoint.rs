@@ -131,8 +131,14 @@ fn a_save_interrupted_at_any_point_leaves_a_whole_checkpoint() {
     let mut outcomes = Vec::new();
     for fail_after in 0..10 {
         t.save(&dir).unwrap();
-        let attempt =
-            checkpoint::write_with_failure(&dir, &config, &model, &optimizer, Some(fail_after));
+        let attempt = checkpoint::write_with_failure(
+            &dir,
+            &config,
+            &model,
+            &optimizer,
+            None,
+            Some(fail_after),
+        );
         // Whatever the point of failure, the directory reads back whole: the old
         // checkpoint, or the new one when the failure came after the commit point.
         let saved = checkpoint::read(&dir).unwrap();

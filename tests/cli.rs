@@ -136,6 +136,13 @@ fn the_shipped_task_files_resolve() {
     let dir = scratch("shipped");
     for entry in std::fs::read_dir(tasks).unwrap() {
         let path = entry.unwrap().path();
+        let config = tsrnn::train::config::load(&path, &[], None)
+            .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+        if config.task.is_text() {
+            // Text tasks read ../shared/corpora, which tests never need: resolving
+            // is all that is checked here; tests/classify.rs trains text tasks.
+            continue;
+        }
         let ckpt = dir.join(path.file_stem().unwrap());
         let _ = std::fs::remove_dir_all(&ckpt);
         let out = tsrnn(&[
@@ -270,7 +277,7 @@ fn a_fresh_run_never_overwrites_a_checkpoint_and_resume_continues_it() {
     let stdout = String::from_utf8_lossy(&resumed.stdout);
     assert!(stdout.contains("iter     20"), "{stdout}");
     let bad = tsrnn(&["train", "--resume", ckpt, "--set", "delay=4"]);
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("only `iterations` may be changed"));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("only `iterations`"));
 
     let eval = tsrnn(&["eval", ckpt, "--set", "test_size=30"]);
     assert!(

@@ -3,7 +3,11 @@
 use tsrnn::tasks::{SequenceSet, TaskKind, generate};
 
 fn set(kind: TaskKind, delay: usize, len: usize, count: usize) -> SequenceSet {
-    generate(kind.build(delay, len).as_ref(), count, 42)
+    generate(
+        kind.build(delay, len).expect("a generated kind").as_ref(),
+        count,
+        42,
+    )
 }
 
 /// Input vector of sequence `n` at step `t`.
@@ -112,7 +116,9 @@ fn temporal_order_labels_the_order_of_the_two_markers() {
 
 #[test]
 fn the_same_seed_gives_the_same_set() {
-    let task = TaskKind::DelayRecall.build(5, 20);
+    let task = TaskKind::DelayRecall
+        .build(5, 20)
+        .expect("a generated kind");
     let a = generate(task.as_ref(), 10, 3);
     let b = generate(task.as_ref(), 10, 3);
     let c = generate(task.as_ref(), 10, 4);

@@ -58,16 +58,19 @@ pub enum TaskKind {
     Copy,
     /// Classify the order of two marker symbols (Hochreiter & Schmidhuber, 1997).
     TemporalOrder,
+    /// Classify texts of a corpus (sentiment: IMDB, movie-review sentences, your own).
+    Classify,
 }
 
 impl TaskKind {
     /// Every kind, in the order `tsrnn tasks` lists them.
-    pub const ALL: [TaskKind; 5] = [
+    pub const ALL: [TaskKind; 6] = [
         TaskKind::DelayRecall,
         TaskKind::Xor,
         TaskKind::BitAdder,
         TaskKind::Copy,
         TaskKind::TemporalOrder,
+        TaskKind::Classify,
     ];
 
     /// The name used in task files.
@@ -78,6 +81,7 @@ impl TaskKind {
             TaskKind::BitAdder => "bit-adder",
             TaskKind::Copy => "copy",
             TaskKind::TemporalOrder => "temporal-order",
+            TaskKind::Classify => "classify",
         }
     }
 
@@ -97,18 +101,26 @@ impl TaskKind {
             TaskKind::TemporalOrder => {
                 "classify the order (XX, XY, YX, YY) of two markers hidden among distractors; label at the last step"
             }
+            TaskKind::Classify => {
+                "classify the texts of a corpus (tokenised, last seq_len tokens, label at the last step)"
+            }
         }
     }
 
     /// Whether the kind is parameterised by a delay.
     pub fn uses_delay(self) -> bool {
-        !matches!(self, TaskKind::TemporalOrder)
+        !matches!(self, TaskKind::TemporalOrder | TaskKind::Classify)
+    }
+
+    /// Whether the kind reads a text corpus (rather than generating its data).
+    pub fn is_text(self) -> bool {
+        matches!(self, TaskKind::Classify)
     }
 
     /// The default delay, where the kind has one.
     pub fn default_delay(self) -> Option<usize> {
         match self {
-            TaskKind::TemporalOrder => None,
+            TaskKind::TemporalOrder | TaskKind::Classify => None,
             TaskKind::Copy => Some(50),
             _ => Some(20),
         }
@@ -120,6 +132,7 @@ impl TaskKind {
             TaskKind::DelayRecall | TaskKind::Xor | TaskKind::BitAdder => delay + 50,
             TaskKind::Copy => Copy::seq_len_for(delay),
             TaskKind::TemporalOrder => 100,
+            TaskKind::Classify => 500,
         }
     }
 
@@ -132,6 +145,7 @@ impl TaskKind {
     pub fn min_seq_len(self, delay: usize) -> usize {
         match self {
             TaskKind::TemporalOrder => TemporalOrder::MIN_LEN,
+            TaskKind::Classify => 1,
             TaskKind::Copy => Copy::seq_len_for(delay),
             _ => delay + 1,
         }
@@ -145,12 +159,14 @@ impl TaskKind {
             TaskKind::Xor | TaskKind::BitAdder => delay + 5,
             TaskKind::Copy => 64,
             TaskKind::TemporalOrder => 32,
+            TaskKind::Classify => 100,
         }
     }
 
-    /// The task with these parameters (checked beforehand by the caller).
-    pub fn build(self, delay: usize, seq_len: usize) -> Box<dyn Task + Send + Sync> {
-        match self {
+    /// The generator of a kind with these parameters (checked beforehand by the
+    /// caller); `None` for text kinds, whose data is read from a corpus.
+    pub fn build(self, delay: usize, seq_len: usize) -> Option<Box<dyn Task + Send + Sync>> {
+        Some(match self {
             TaskKind::DelayRecall => Box::new(DelayRecall {
                 delay,
                 len: seq_len,
@@ -165,7 +181,8 @@ impl TaskKind {
             }),
             TaskKind::Copy => Box::new(Copy { delay }),
             TaskKind::TemporalOrder => Box::new(TemporalOrder { len: seq_len }),
-        }
+            TaskKind::Classify => return None,
+        })
     }
 }
 

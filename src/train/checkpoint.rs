@@ -6,6 +6,7 @@
 //!   model.safetensors      parameters, realised weights, realisation inputs
 //!   optimizer.safetensors  Adam's moments
 //!   config.json            the resolved task, versions, hashes, the trainer's position
+//!   tokenizer.json         the tokenizer of a text task (the `tokenizers` format)
 //!   metrics.jsonl          every evaluation, one JSON object a line
 //!   best/                  the same files for the best evaluation so far
 //! ```
@@ -33,6 +34,8 @@ pub const MODEL_FILE: &str = "model.safetensors";
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 /// The configuration file.
 pub const CONFIG_FILE: &str = "config.json";
+/// The tokenizer file of a text task.
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
 /// The metrics file.
 pub const METRICS_FILE: &str = "metrics.jsonl";
 /// The subdirectory holding the best checkpoint so far.
@@ -116,8 +119,9 @@ pub fn write(
     config: &CheckpointConfig,
     model: &[(String, Tensor)],
     optimizer: &[(String, Tensor)],
+    tokenizer: Option<&[u8]>,
 ) -> Result<()> {
-    write_with_failure(dir, config, model, optimizer, None)
+    write_with_failure(dir, config, model, optimizer, tokenizer, None)
 }
 
 /// [`write`], stopping with an error after `fail_after` steps: the tests' way of
@@ -128,21 +132,24 @@ pub fn write_with_failure(
     config: &CheckpointConfig,
     model: &[(String, Tensor)],
     optimizer: &[(String, Tensor)],
+    tokenizer: Option<&[u8]>,
     fail_after: Option<usize>,
 ) -> Result<()> {
     let model_bytes = serialize(model)?;
     let optimizer_bytes = serialize(optimizer)?;
-    let mut config = config.clone();
-    config.files = BTreeMap::from([
-        (MODEL_FILE.to_string(), sha256(&model_bytes)),
-        (OPTIMIZER_FILE.to_string(), sha256(&optimizer_bytes)),
-    ]);
-    let config_bytes = serde_json::to_vec_pretty(&config)?;
-    let files = [
+    let mut files = vec![
         (MODEL_FILE, model_bytes.as_slice()),
         (OPTIMIZER_FILE, optimizer_bytes.as_slice()),
-        (CONFIG_FILE, config_bytes.as_slice()),
     ];
+    files.extend(tokenizer.map(|bytes| (TOKENIZER_FILE, bytes)));
+    let mut config = config.clone();
+    config.files = files
+        .iter()
+        .map(|(name, bytes)| (name.to_string(), sha256(bytes)))
+        .collect();
+    let config_bytes = serde_json::to_vec_pretty(&config)?;
+    // config.json last: it names the others, so it is the one renamed at the end.
+    files.push((CONFIG_FILE, config_bytes.as_slice()));
 
     fs::create_dir_all(dir)
         .with_context(|| format!("{}: cannot create the checkpoint directory", dir.display()))?;
@@ -158,7 +165,7 @@ pub fn write_with_failure(
     let staging = dir.join(STAGING);
     fs::create_dir_all(&staging)
         .with_context(|| format!("{}: cannot create", staging.display()))?;
-    for (name, bytes) in files {
+    for &(name, bytes) in &files {
         step()?;
         write_synced(&staging.join(name), bytes)?;
     }
@@ -166,7 +173,7 @@ pub fn write_with_failure(
     sync_dir(&staging)?;
     write_synced(&staging.join(COMPLETE), b"")?;
     sync_dir(&staging)?;
-    for (name, _) in files {
+    for &(name, _) in &files {
         step()?;
         let target = dir.join(name);
         fs::rename(staging.join(name), &target)
@@ -210,7 +217,7 @@ fn recover(dir: &Path) -> Result<()> {
     }
     if staging.join(COMPLETE).exists() {
         // The staged set is whole: finish moving it into place.
-        for name in [MODEL_FILE, OPTIMIZER_FILE, CONFIG_FILE] {
+        for name in [MODEL_FILE, OPTIMIZER_FILE, TOKENIZER_FILE, CONFIG_FILE] {
             let staged = staging.join(name);
             if staged.exists() {
                 fs::rename(&staged, dir.join(name))
@@ -275,6 +282,16 @@ pub fn read(dir: &Path) -> Result<Checkpoint> {
     };
     let model = load(MODEL_FILE)?;
     let optimizer = load(OPTIMIZER_FILE)?;
+    if let Some(want) = config.files.get(TOKENIZER_FILE) {
+        let path = dir.join(TOKENIZER_FILE);
+        let bytes = fs::read(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+        if &sha256(&bytes) != want {
+            bail!(
+                "{}: contents do not match the hash in config.json (truncated, corrupted, or from another save)",
+                path.display()
+            );
+        }
+    }
     Ok(Checkpoint {
         config,
         model,

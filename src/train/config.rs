@@ -83,6 +83,61 @@ pub struct TaskFile {
     pub eval_every: Option<usize>,
     /// Seed of every random choice.
     pub seed: Option<u64>,
+    /// The corpus to read (text tasks; see [`crate::text::corpus`]).
+    pub corpus: Option<String>,
+    /// A separate test corpus (text tasks).
+    pub test_corpus: Option<String>,
+    /// Fraction held out for testing when the corpus has no test split.
+    pub test_fraction: Option<f64>,
+    /// `word`, `char`, `bpe` (trained on the training split), a `tokenizer.json`
+    /// path, or `hf:NAME` from the Hub.
+    pub tokenizer: Option<String>,
+    /// Vocabulary size of a trained tokenizer, special tokens included.
+    pub vocab: Option<usize>,
+    /// Embedding width.
+    pub embed: Option<usize>,
+    /// Number of classes (text classification).
+    pub classes: Option<usize>,
+    /// `noise` or `prefixes`: the realisation inputs of a text task (target space).
+    pub realisation_inputs: Option<RealisationInputs>,
+    /// Passes over the training set (text tasks, instead of `iterations`).
+    pub epochs: Option<usize>,
+}
+
+/// What a text task's realisation inputs `X̄` are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RealisationInputs {
+    /// Uniform noise in `[-1, 1]` in embedding space (the paper's choice).
+    #[default]
+    Noise,
+    /// The first `rsl` tokens of the first `rbs` training texts, embedded once by
+    /// the initial embedding.
+    Prefixes,
+}
+
+/// The resolved settings of a text task.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextConfig {
+    /// The corpus.
+    pub corpus: String,
+    /// A separate test corpus, if any.
+    pub test_corpus: Option<String>,
+    /// Fraction held out for testing when the corpus has no test split.
+    pub test_fraction: f64,
+    /// The tokenizer: a kind to train, a file, or a Hub id.
+    pub tokenizer: String,
+    /// Vocabulary size of a trained tokenizer.
+    pub vocab: usize,
+    /// Embedding width.
+    pub embed: usize,
+    /// Number of classes.
+    pub classes: usize,
+    /// Realisation inputs.
+    pub realisation_inputs: RealisationInputs,
+    /// Passes over the training set.
+    pub epochs: usize,
 }
 
 /// Every field of a task file, its default and meaning: the table `tsrnn tasks` prints.
@@ -92,13 +147,17 @@ pub const FIELDS: &[(&str, &str, &str)] = &[
     (
         "seq_len",
         "per kind",
-        "sequence length (delay + 50 for the paper's tasks)",
+        "sequence length (delay + 50; text: last tokens kept, 500)",
     ),
-    ("train_size", "400", "training sequences (a fixed set)"),
+    (
+        "train_size",
+        "400",
+        "training sequences (a fixed set; text: at most this many texts, 0 = all)",
+    ),
     (
         "test_size",
         "1000",
-        "test sequences (a fixed set from another seed)",
+        "test sequences (a fixed set from another seed; text: at most, 0 = all)",
     ),
     (
         "hidden",
@@ -133,20 +192,61 @@ pub const FIELDS: &[(&str, &str, &str)] = &[
         "sequential",
         "sequential | optimistic output-layer solve (target space)",
     ),
-    ("batch", "train_size", "minibatch size"),
+    ("batch", "train_size", "minibatch size (text: 40)"),
     ("rbs", "batch", "realisation batch size (target space)"),
     (
         "rsl",
         "seq_len",
-        "realisation sequence length (target space)",
+        "realisation sequence length (target space; text: 60)",
     ),
-    ("iterations", "1000", "training iterations"),
-    ("eval_every", "10", "iterations between evaluations"),
+    (
+        "iterations",
+        "1000",
+        "training iterations (text tasks count epochs)",
+    ),
+    (
+        "eval_every",
+        "10",
+        "iterations between evaluations (text: each epoch)",
+    ),
     (
         "seed",
         "0",
         "seed of the data, the initialisation and the batch order",
     ),
+    (
+        "corpus",
+        "(classify)",
+        "corpus to read: file, directory, IMDB dir or .tar.gz, A.{pos,neg}, .jsonl, hf://",
+    ),
+    (
+        "test_corpus",
+        "none",
+        "separate test corpus (else the corpus's test split, else test_fraction)",
+    ),
+    (
+        "test_fraction",
+        "0.1",
+        "fraction held out (seeded) when the corpus has no test split",
+    ),
+    (
+        "tokenizer",
+        "word",
+        "word | char | bpe (trained), a tokenizer.json path, or hf:NAME",
+    ),
+    (
+        "vocab",
+        "5000",
+        "vocabulary of a trained tokenizer, specials included",
+    ),
+    ("embed", "32", "embedding width (trained in weight space)"),
+    ("classes", "2", "number of classes of a text task"),
+    (
+        "realisation_inputs",
+        "noise",
+        "noise (uniform in [-1,1]) | prefixes (embedded training texts) (text, target space)",
+    ),
+    ("epochs", "3", "passes over the training set (text tasks)"),
 ];
 
 /// A task with every choice made and checked.
@@ -191,6 +291,9 @@ pub struct RunConfig {
     pub eval_every: usize,
     /// Seed.
     pub seed: u64,
+    /// The text settings of a text task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextConfig>,
 }
 
 /// Reads a task file, applies `key=value` overrides, and resolves it. Every error
@@ -269,6 +372,7 @@ impl TaskFile {
         let Some(task) = self.task else {
             bail!("missing field `task` (one of: {})", kind_names());
         };
+        let text = task.is_text();
         let delay = match (task.uses_delay(), self.delay) {
             (false, Some(_)) => bail!("field `delay` does not apply to task {}", task.name()),
             (false, None) => 0,
@@ -297,18 +401,34 @@ impl TaskFile {
             );
         }
         let space = self.space.unwrap_or(Space::Target);
-        let train_size = positive("train_size", self.train_size.unwrap_or(400))?;
-        let batch = positive("batch", self.batch.unwrap_or(train_size))?;
-        if batch > train_size {
+        // Text tasks take their sizes from the corpus: train_size and test_size cap
+        // them (0: every text), and the run is counted in epochs.
+        let (train_size, test_size) = if text {
+            (self.train_size.unwrap_or(0), self.test_size.unwrap_or(0))
+        } else {
+            (
+                positive("train_size", self.train_size.unwrap_or(400))?,
+                positive("test_size", self.test_size.unwrap_or(1000))?,
+            )
+        };
+        let batch = positive(
+            "batch",
+            self.batch.unwrap_or(if text { 40 } else { train_size }),
+        )?;
+        if train_size > 0 && batch > train_size {
             bail!("batch ({batch}) must not exceed train_size ({train_size})");
         }
         let rbs = positive("rbs", self.rbs.unwrap_or(batch))?;
-        if rbs > train_size {
+        if !text && rbs > train_size {
             bail!(
                 "rbs ({rbs}) must not exceed train_size ({train_size}): the realisation batch is drawn from the training set"
             );
         }
-        let rsl = positive("rsl", self.rsl.unwrap_or(seq_len))?;
+        let rsl = positive(
+            "rsl",
+            self.rsl
+                .unwrap_or(if text { seq_len.min(60) } else { seq_len }),
+        )?;
         if rsl > seq_len {
             bail!("rsl ({rsl}) must not exceed seq_len ({seq_len})");
         }
@@ -327,12 +447,26 @@ impl TaskFile {
         if !(target_std > 0.0 && target_std.is_finite()) {
             bail!("target_std must be a positive number (got {target_std})");
         }
+        let (iterations, eval_every) = if text {
+            if self.iterations.is_some_and(|n| n > 0) {
+                bail!(
+                    "field `iterations` does not apply to task {}: give `epochs`",
+                    task.name()
+                );
+            }
+            (0, self.eval_every.unwrap_or(0))
+        } else {
+            (
+                positive("iterations", self.iterations.unwrap_or(1000))?,
+                positive("eval_every", self.eval_every.unwrap_or(10))?,
+            )
+        };
         Ok(RunConfig {
             task,
             delay,
             seq_len,
             train_size,
-            test_size: positive("test_size", self.test_size.unwrap_or(1000))?,
+            test_size,
             layers: match (&self.layers, self.hidden) {
                 (Some(_), Some(_)) => bail!("give `hidden` or `layers`, not both"),
                 (Some(layers), None) if layers.is_empty() => {
@@ -359,21 +493,86 @@ impl TaskFile {
             batch,
             rbs,
             rsl,
-            iterations: positive("iterations", self.iterations.unwrap_or(1000))?,
-            eval_every: positive("eval_every", self.eval_every.unwrap_or(10))?,
+            iterations,
+            eval_every,
             seed: self.seed.unwrap_or(0),
+            text: if text {
+                Some(self.resolve_text(task)?)
+            } else {
+                self.refuse_text_fields(task)?;
+                None
+            },
         })
+    }
+
+    /// The text settings of a text task.
+    fn resolve_text(&self, task: crate::tasks::TaskKind) -> Result<TextConfig> {
+        let Some(corpus) = self.corpus.clone() else {
+            bail!(
+                "missing field `corpus`: task {} reads a corpus",
+                task.name()
+            );
+        };
+        let test_fraction = self.test_fraction.unwrap_or(0.1);
+        if !(test_fraction > 0.0 && test_fraction < 1.0) {
+            bail!("test_fraction must lie strictly between 0 and 1 (got {test_fraction})");
+        }
+        let vocab = self.vocab.unwrap_or(5000);
+        if vocab < 3 {
+            bail!("vocab must be at least 3 (two special tokens and a word)");
+        }
+        let classes = self.classes.unwrap_or(2);
+        if classes < 2 {
+            bail!("classes must be at least 2");
+        }
+        Ok(TextConfig {
+            corpus,
+            test_corpus: self.test_corpus.clone(),
+            test_fraction,
+            tokenizer: self.tokenizer.clone().unwrap_or_else(|| "word".into()),
+            vocab,
+            embed: positive("embed", self.embed.unwrap_or(32))?,
+            classes,
+            realisation_inputs: self.realisation_inputs.unwrap_or_default(),
+            epochs: positive("epochs", self.epochs.unwrap_or(3))?,
+        })
+    }
+
+    /// Refuses the text fields in a task that reads no corpus.
+    fn refuse_text_fields(&self, task: crate::tasks::TaskKind) -> Result<()> {
+        let given = [
+            ("corpus", self.corpus.is_some()),
+            ("test_corpus", self.test_corpus.is_some()),
+            ("test_fraction", self.test_fraction.is_some()),
+            ("tokenizer", self.tokenizer.is_some()),
+            ("vocab", self.vocab.is_some()),
+            ("embed", self.embed.is_some()),
+            ("classes", self.classes.is_some()),
+            ("realisation_inputs", self.realisation_inputs.is_some()),
+            ("epochs", self.epochs.is_some()),
+        ];
+        if let Some((field, _)) = given.iter().find(|(_, g)| *g) {
+            bail!(
+                "field `{field}` does not apply to task {}: it is for text tasks",
+                task.name()
+            );
+        }
+        Ok(())
     }
 }
 
 impl RunConfig {
     /// The network's shape for this task.
     pub fn shape(&self) -> crate::fused::Shape {
-        let task = self.task.build(self.delay, self.seq_len);
+        let (n_in, classes) = match (&self.text, self.task.build(self.delay, self.seq_len)) {
+            (Some(text), _) => (text.embed, text.classes),
+            (None, Some(task)) => (task.n_in(), task.classes()),
+            (None, None) => unreachable!("a resolved text task has its text settings"),
+        };
         crate::fused::Shape {
-            n_in: task.n_in(),
+            n_in,
             layers: self.layers.clone(),
-            classes: task.classes(),
+            classes,
             cell: self.cell,
         }
     }
@@ -411,9 +610,18 @@ impl From<&RunConfig> for TaskFile {
             batch: Some(c.batch),
             rbs: Some(c.rbs),
             rsl: Some(c.rsl),
-            iterations: Some(c.iterations),
+            iterations: (!c.task.is_text()).then_some(c.iterations),
             eval_every: Some(c.eval_every),
             seed: Some(c.seed),
+            corpus: c.text.as_ref().map(|t| t.corpus.clone()),
+            test_corpus: c.text.as_ref().and_then(|t| t.test_corpus.clone()),
+            test_fraction: c.text.as_ref().map(|t| t.test_fraction),
+            tokenizer: c.text.as_ref().map(|t| t.tokenizer.clone()),
+            vocab: c.text.as_ref().map(|t| t.vocab),
+            embed: c.text.as_ref().map(|t| t.embed),
+            classes: c.text.as_ref().map(|t| t.classes),
+            realisation_inputs: c.text.as_ref().map(|t| t.realisation_inputs),
+            epochs: c.text.as_ref().map(|t| t.epochs),
         }
     }
 }

@@ -5,18 +5,23 @@ pub mod adam;
 pub mod checkpoint;
 pub mod config;
 
+pub use crate::data::Dataset;
+
+use crate::data::{self, Inputs};
 use crate::fused::{self, Shape};
 use crate::model::Model;
 use crate::target::{TargetConfig, TargetRnn};
-use crate::tasks::{self, SequenceSet};
+use crate::tasks;
+use crate::text::classify;
+use crate::text::tokenizer::TextTokenizer;
 use crate::weight::WeightRnn;
 use adam::Adam;
 use anyhow::{Context, Result, anyhow, bail};
-use candle_core::{D, DType, Device, Tensor};
+use candle_core::{D, DType, Device, Tensor, Var};
 use checkpoint::{BatchOrder, Checkpoint, CheckpointConfig};
-use config::{RunConfig, Space};
-use rand::SeedableRng;
+use config::{RealisationInputs, RunConfig, Space};
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -25,45 +30,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// A fixed set of sequences as tensors (and as the flat buffers evaluation reads).
-pub struct Dataset {
-    /// Inputs `(L, N, n_in)`.
-    pub inputs: Tensor,
-    /// Labels of the scored steps `(L - first_scored, N)`, u32.
-    pub labels: Tensor,
-    /// First scored step.
-    pub first_scored: usize,
-    flat_inputs: Vec<f32>,
-    flat_labels: Vec<u32>,
-}
+/// Checkpoint name of a text task's embedding, `(V, embed)`.
+pub const EMBEDDING: &str = "embedding";
 
-impl Dataset {
-    /// The tensors of a generated set.
-    pub fn new(set: &SequenceSet, device: &Device) -> Result<Self> {
-        let scored = set.len - set.first_scored;
-        Ok(Dataset {
-            inputs: Tensor::from_slice(&set.inputs, (set.len, set.count, set.n_in), device)?,
-            labels: Tensor::from_slice(&set.labels, (scored, set.count), device)?,
-            first_scored: set.first_scored,
-            flat_inputs: set.inputs.clone(),
-            flat_labels: set.labels.clone(),
-        })
-    }
-
-    /// The sequences at `indices`.
-    pub fn select(&self, indices: &[u32]) -> Result<Dataset> {
-        let idx = Tensor::from_slice(indices, indices.len(), self.inputs.device())?;
-        let inputs = self.inputs.index_select(&idx, 1)?;
-        let labels = self.labels.index_select(&idx, 1)?;
-        Ok(Dataset {
-            flat_inputs: inputs.flatten_all()?.to_vec1()?,
-            flat_labels: labels.flatten_all()?.to_vec1()?,
-            inputs,
-            labels,
-            first_scored: self.first_scored,
-        })
-    }
-}
+/// Training texts a text task's `train_loss` and `train_accuracy` are measured on
+/// (an evenly spaced sample; every training text when there are fewer).
+pub const TEXT_TRAIN_EVAL: usize = 5000;
 
 /// Mean cross-entropy over the scored steps, and the fraction classified right.
 pub fn loss_and_accuracy(logits: &Tensor, labels: &Tensor) -> Result<(Tensor, f64)> {
@@ -85,6 +57,9 @@ pub fn loss_and_accuracy(logits: &Tensor, labels: &Tensor) -> Result<(Tensor, f6
 pub struct Metrics {
     /// Iterations completed.
     pub iteration: usize,
+    /// Passes over the training set completed (fractional).
+    #[serde(default)]
+    pub epoch: f64,
     /// Mean cross-entropy on the training set (nats).
     pub train_loss: f64,
     /// Accuracy on the training set's scored steps.
@@ -118,15 +93,23 @@ pub struct Trainer {
     config: RunConfig,
     train: Dataset,
     test: Dataset,
+    /// The training sequences the train metrics are measured on.
+    train_eval: Dataset,
     model: Box<dyn Model>,
+    /// A text task's embedding `(V, embed)`, trained in weight space.
+    embedding: Option<Var>,
+    tokenizer: Option<TextTokenizer>,
     optimizer: Adam,
     order_rng: ChaCha8Rng,
     order: Vec<u32>,
     cursor: usize,
     iteration: usize,
+    iterations: usize,
+    eval_every: usize,
     elapsed: Duration,
     data_sha256: String,
     best_test_accuracy: Option<f64>,
+    summary: Option<String>,
 }
 
 /// How [`Trainer::run`] saves and when it stops early.
@@ -167,38 +150,91 @@ pub enum Outcome {
 }
 
 impl Trainer {
-    /// Generates the data and builds the network of a resolved task.
+    /// Generates (or reads) the data and builds the network of a resolved task.
     pub fn new(config: &RunConfig) -> Result<Self> {
+        Self::with_tokenizer(config, None)
+    }
+
+    /// [`Trainer::new`] for a text task whose tokenizer is given (a resumed run's).
+    pub fn with_tokenizer(config: &RunConfig, tokenizer: Option<TextTokenizer>) -> Result<Self> {
         let device = Device::Cpu;
-        let task = config.task.build(config.delay, config.seq_len);
-        let train_set = tasks::generate(
-            task.as_ref(),
-            config.train_size,
-            derive_seed(config.seed, 1),
-        );
-        let test_set =
-            tasks::generate(task.as_ref(), config.test_size, derive_seed(config.seed, 2));
+        let (train, test, text) = match config.task.build(config.delay, config.seq_len) {
+            Some(task) => {
+                let train = tasks::generate(
+                    task.as_ref(),
+                    config.train_size,
+                    derive_seed(config.seed, 1),
+                );
+                let test =
+                    tasks::generate(task.as_ref(), config.test_size, derive_seed(config.seed, 2));
+                (Dataset::from_set(&train), Dataset::from_set(&test), None)
+            }
+            None => {
+                let mut data = classify::prepare(config, tokenizer)?;
+                let (train, test) = (
+                    std::mem::replace(&mut data.train, Dataset::empty()),
+                    std::mem::replace(&mut data.test, Dataset::empty()),
+                );
+                (train, test, Some(data))
+            }
+        };
         let data_sha256 = {
             let mut bytes = Vec::new();
-            for set in [&train_set, &test_set] {
-                bytes.extend(set.inputs.iter().flat_map(|v| v.to_le_bytes()));
+            for set in [&train, &test] {
+                match &set.inputs {
+                    Inputs::Dense { values, .. } => {
+                        bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()))
+                    }
+                    Inputs::Tokens(ids) => bytes.extend(ids.iter().flat_map(|v| v.to_le_bytes())),
+                }
                 bytes.extend(set.labels.iter().flat_map(|v| v.to_le_bytes()));
             }
             checkpoint::sha256(&bytes)
         };
-        let train = Dataset::new(&train_set, &device)?;
-        let test = Dataset::new(&test_set, &device)?;
         let mut init_rng = ChaCha8Rng::seed_from_u64(derive_seed(config.seed, 3));
         let shape = config.shape();
+        let embedding = match &text {
+            Some(data) => {
+                // Keras' default for an embedding: uniform in ±0.05.
+                let values: Vec<f32> = (0..data.embedding_rows * shape.n_in)
+                    .map(|_| init_rng.random_range(-0.05..0.05))
+                    .collect();
+                Some(Var::from_vec(
+                    values,
+                    (data.embedding_rows, shape.n_in),
+                    &device,
+                )?)
+            }
+            None => None,
+        };
         let model: Box<dyn Model> = match config.space {
             Space::Target => {
-                // X̄: the first rbs training sequences, first rsl steps. With rbs = N
-                // and rsl = L this is the training tensor itself (same id), which
-                // lets the full-batch forward pass share the realisation pass.
-                let inputs = train
-                    .inputs
-                    .narrow(0, 0, config.rsl)?
-                    .narrow(1, 0, config.rbs)?;
+                let (rsl, rbs, n_in) = (config.rsl, config.rbs, shape.n_in);
+                let values = match (&text, &embedding) {
+                    // X̄ of a recall task: the first rbs training sequences, first rsl
+                    // steps (time-major, so a prefix of the selection).
+                    (None, _) => {
+                        let head = train.head(rbs);
+                        head.vectors(None)[..rsl * rbs * n_in].to_vec()
+                    }
+                    (Some(data), Some(table)) => match text_config(config).realisation_inputs {
+                        RealisationInputs::Noise => (0..rsl * rbs * n_in)
+                            .map(|_| init_rng.random_range(-1.0f32..=1.0))
+                            .collect(),
+                        RealisationInputs::Prefixes => {
+                            let table = table.flatten_all()?.to_vec1::<f32>()?;
+                            data.prefixes.vectors(Some((&table, n_in)))
+                        }
+                    },
+                    (Some(_), None) => unreachable!("a text task has an embedding"),
+                };
+                if values.len() != rsl * rbs * n_in {
+                    bail!(
+                        "the realisation batch needs {rbs} training texts; there are {}",
+                        train.count
+                    );
+                }
+                let inputs = Tensor::from_vec(values, (rsl, rbs, n_in), &device)?;
                 let target = TargetConfig {
                     shape: shape.clone(),
                     lambda: config.lambda,
@@ -209,21 +245,69 @@ impl Trainer {
             }
             Space::Weight => Box::new(WeightRnn::new(&shape, &mut init_rng, &device)?),
         };
-        let optimizer = Adam::new(model.parameters(), config.lr);
+        let mut params = model.parameters();
+        params.extend(embedding.clone());
+        let optimizer = Adam::new(params, config.lr);
+        let per_epoch = train.count / config.batch;
+        let (iterations, eval_every) = match &config.text {
+            Some(t) => (
+                t.epochs * per_epoch,
+                if config.eval_every == 0 {
+                    per_epoch
+                } else {
+                    config.eval_every
+                },
+            ),
+            None => (config.iterations, config.eval_every),
+        };
+        let train_eval = if text.is_some() && train.count > TEXT_TRAIN_EVAL {
+            let idx: Vec<u32> = (0..TEXT_TRAIN_EVAL)
+                .map(|i| (i * train.count / TEXT_TRAIN_EVAL) as u32)
+                .collect();
+            train.select(&idx)
+        } else {
+            train.clone()
+        };
         Ok(Trainer {
             config: config.clone(),
-            order: (0..config.train_size as u32).collect(),
-            cursor: config.train_size,
+            order: (0..train.count as u32).collect(),
+            cursor: train.count,
             order_rng: ChaCha8Rng::seed_from_u64(derive_seed(config.seed, 4)),
             train,
             test,
+            train_eval,
             model,
+            embedding,
+            summary: text.as_ref().map(|d| d.summary.clone()),
+            tokenizer: text.map(|d| d.tokenizer),
             optimizer,
             iteration: 0,
+            iterations,
+            eval_every,
             elapsed: Duration::ZERO,
             data_sha256,
             best_test_accuracy: None,
         })
+    }
+
+    /// Total iterations the run trains for.
+    pub fn iterations(&self) -> usize {
+        self.iterations
+    }
+
+    /// Iterations in one pass over the training set.
+    pub fn iterations_per_epoch(&self) -> usize {
+        (self.train.count / self.config.batch).max(1)
+    }
+
+    /// What a text task read (corpus, sizes, tokenizer), for the log.
+    pub fn summary(&self) -> Option<&str> {
+        self.summary.as_deref()
+    }
+
+    /// A text task's tokenizer.
+    pub fn tokenizer(&self) -> Option<&TextTokenizer> {
+        self.tokenizer.as_ref()
     }
 
     /// The resolved task being trained.
@@ -234,7 +318,21 @@ impl Trainer {
     /// Saves the run into `dir` (atomically; see [`checkpoint`]).
     pub fn save(&self, dir: &Path) -> Result<()> {
         let (config, model, optimizer) = self.checkpoint_parts()?;
-        checkpoint::write(dir, &config, &model, &optimizer)
+        let tokenizer = match &self.tokenizer {
+            Some(t) => Some(
+                t.inner()
+                    .to_string(true)
+                    .map_err(|e| anyhow!("cannot serialise the tokenizer: {e}"))?,
+            ),
+            None => None,
+        };
+        checkpoint::write(
+            dir,
+            &config,
+            &model,
+            &optimizer,
+            tokenizer.as_deref().map(str::as_bytes),
+        )
     }
 
     /// What a checkpoint of the run holds: `config.json`, then the tensors of
@@ -264,7 +362,6 @@ impl Trainer {
             files: Default::default(),
         };
         let names: Vec<String> = self
-            .model
             .named_parameters()
             .into_iter()
             .map(|(n, _)| n)
@@ -281,7 +378,21 @@ impl Trainer {
                 Tensor::from_slice(v, v.len(), &Device::Cpu)?,
             ));
         }
-        Ok((config, self.model.tensors()?, moments))
+        let mut tensors = self.model.tensors()?;
+        if let Some(e) = &self.embedding {
+            tensors.push((EMBEDDING.into(), e.as_tensor().clone()));
+        }
+        Ok((config, tensors, moments))
+    }
+
+    /// Every trainable parameter with its checkpoint name, in the optimiser's order:
+    /// the network's, then the embedding.
+    fn named_parameters(&self) -> Vec<(String, Var)> {
+        let mut named = self.model.named_parameters();
+        if let Some(e) = &self.embedding {
+            named.push((EMBEDDING.into(), e.clone()));
+        }
+        named
     }
 
     /// Continues a saved run: the same data (checked by hash), parameters, optimiser
@@ -290,9 +401,18 @@ impl Trainer {
         let saved = checkpoint::read(dir)?;
         let mut config = saved.config.task.clone();
         if let Some(n) = iterations {
-            config.iterations = n;
+            match &mut config.text {
+                Some(text) => text.epochs = n,
+                None => config.iterations = n,
+            }
         }
-        let mut trainer = Trainer::new(&config)?;
+        let tokenizer = match config.text {
+            Some(_) => Some(TextTokenizer::load(
+                &dir.join(checkpoint::TOKENIZER_FILE).to_string_lossy(),
+            )?),
+            None => None,
+        };
+        let mut trainer = Trainer::with_tokenizer(&config, tokenizer)?;
         trainer.restore(dir, &saved)?;
         Ok(trainer)
     }
@@ -308,7 +428,7 @@ impl Trainer {
         let model_file = dir.join(checkpoint::MODEL_FILE);
         let optimizer_file = dir.join(checkpoint::OPTIMIZER_FILE);
         let (mut first, mut second) = (Vec::new(), Vec::new());
-        for (name, var) in self.model.named_parameters() {
+        for (name, var) in self.named_parameters() {
             let value = checkpoint::tensor(&saved.model, &model_file, &name, var.dims())?;
             var.set(&value.to_dtype(DType::F32)?)?;
             let n = [var.elem_count()];
@@ -327,7 +447,7 @@ impl Trainer {
         let order = &state.batch_order;
         let mut sorted = order.order.clone();
         sorted.sort_unstable();
-        if sorted != (0..self.config.train_size as u32).collect::<Vec<_>>()
+        if sorted != (0..self.train.count as u32).collect::<Vec<_>>()
             || order.cursor > order.order.len()
         {
             bail!(
@@ -360,53 +480,84 @@ impl Trainer {
         self.model.as_ref()
     }
 
-    /// The next minibatch: the whole training set when `batch` is its size, else the
-    /// next slice of a fresh shuffle each epoch.
-    fn next_batch(&mut self) -> Result<Option<Dataset>> {
+    /// The next minibatch: `None` for the whole training set when `batch` is its
+    /// size, else the next slice of a fresh shuffle each epoch.
+    fn next_batch(&mut self) -> Option<Dataset> {
         let batch = self.config.batch;
-        if batch == self.config.train_size {
-            return Ok(None);
+        if batch == self.train.count {
+            return None;
         }
         if self.cursor + batch > self.order.len() {
             self.order.shuffle(&mut self.order_rng);
             self.cursor = 0;
         }
-        let indices = self.order[self.cursor..self.cursor + batch].to_vec();
+        let indices = &self.order[self.cursor..self.cursor + batch];
         self.cursor += batch;
-        Ok(Some(self.train.select(&indices)?))
+        Some(self.train.select(indices))
     }
 
     /// One training iteration; returns the minibatch loss. A non-finite loss is an
     /// error naming the iteration, and leaves the parameters as they were.
     pub fn step(&mut self) -> Result<f64> {
         let start = Instant::now();
-        let selected = self.next_batch()?;
+        let selected = self.next_batch();
         let batch = selected.as_ref().unwrap_or(&self.train);
+        // The whole training set is the realisation batch itself when X̄ is all of
+        // it: the realisation pass is then the forward pass.
+        let shared = selected.is_none()
+            && self.config.space == Space::Target
+            && self.embedding.is_none()
+            && (self.config.rsl, self.config.rbs) == (batch.len, batch.count);
+        let table = self.embedding_table()?;
+        let vectors = match (&batch.inputs, shared) {
+            (Inputs::Dense { .. }, true) => Vec::new(),
+            _ => batch.vectors(table.as_ref().map(|(t, w)| (t.as_slice(), *w))),
+        };
         let result = self
             .model
-            .loss_and_gradients(&batch.inputs, &batch.labels, batch.first_scored)
+            .batch_gradients(&batch.batch(&vectors), shared)
             .map_err(|e| {
-                anyhow::anyhow!(
+                anyhow!(
                     "training stopped at iteration {}: {e:#}",
                     self.iteration + 1
                 )
             })?;
-        let value = result.loss;
-        self.optimizer.step(&result.grads)?;
+        let mut grads = result.grads;
+        if let (Inputs::Tokens(ids), Some((_, width)), Some(e)) =
+            (&batch.inputs, &table, &self.embedding)
+        {
+            let grad_vectors = result
+                .inputs
+                .as_ref()
+                .ok_or_else(|| anyhow!("the network returned no input gradient"))?;
+            grads.push(data::embed_backward(grad_vectors, ids, e.dims()[0], *width));
+        }
+        self.optimizer.step(&grads)?;
         self.iteration += 1;
         self.elapsed += start.elapsed();
-        Ok(value)
+        Ok(result.loss)
+    }
+
+    /// The embedding's values and width, for a text task.
+    fn embedding_table(&self) -> Result<Option<(Vec<f32>, usize)>> {
+        Ok(match &self.embedding {
+            Some(e) => Some((e.flatten_all()?.to_vec1()?, e.dims()[1])),
+            None => None,
+        })
     }
 
     /// Loss and accuracy on the training and test sets with the current weights.
     pub fn evaluate(&self) -> Result<Metrics> {
         let weights = self.model.weights()?;
         let shape = self.model.shape();
-        let (train_loss, train_accuracy) = evaluate(&weights, &self.train, shape)?;
-        let (test_loss, test_accuracy) = evaluate(&weights, &self.test, shape)?;
+        let table = self.embedding_table()?;
+        let table = table.as_ref().map(|(t, w)| (t.as_slice(), *w));
+        let (train_loss, train_accuracy) = evaluate(&weights, table, &self.train_eval, shape)?;
+        let (test_loss, test_accuracy) = evaluate(&weights, table, &self.test, shape)?;
         let elapsed_s = self.elapsed.as_secs_f64();
         Ok(Metrics {
             iteration: self.iteration,
+            epoch: self.iteration as f64 / self.iterations_per_epoch() as f64,
             train_loss,
             train_accuracy,
             test_loss,
@@ -470,14 +621,14 @@ impl Trainer {
             on_event(Event::Evaluated(&m))?;
             last = Some(m);
         }
-        while self.iteration < self.config.iterations {
+        while self.iteration < self.iterations {
             let loss = self.step()?;
             on_event(Event::Step {
                 iteration: self.iteration,
                 loss,
             })?;
-            let done = self.iteration == self.config.iterations;
-            if self.iteration.is_multiple_of(self.config.eval_every) || done {
+            let done = self.iteration == self.iterations;
+            if self.iteration.is_multiple_of(self.eval_every) || done {
                 let m = self.evaluate()?;
                 evaluated(self, &m)?;
                 on_event(Event::Evaluated(&m))?;
@@ -537,16 +688,38 @@ fn truncate_metrics(path: &Path, iteration: usize) -> Result<()> {
 }
 
 /// Loss and accuracy of a network with these weights (every recurrent layer, then
-/// the output layer) on a whole set.
-pub fn evaluate(weights: &[Vec<f32>], data: &Dataset, shape: &Shape) -> Result<(f64, f64)> {
-    let (len, count, _) = data.inputs.dims3()?;
-    let batch = fused::Batch {
-        inputs: &data.flat_inputs,
-        labels: &data.flat_labels,
-        len,
-        count,
-        first_scored: data.first_scored,
-    };
-    let (loss, right) = fused::evaluate(weights, &batch, shape)?;
-    Ok((loss, right as f64 / data.flat_labels.len() as f64))
+/// the output layer, and a text task's embedding table and width) on a whole set.
+///
+/// Long sets are run in chunks of sequences, so that embedded text never needs
+/// more than a chunk's vectors in memory.
+pub fn evaluate(
+    weights: &[Vec<f32>],
+    embedding: Option<(&[f32], usize)>,
+    data: &Dataset,
+    shape: &Shape,
+) -> Result<(f64, f64)> {
+    const CHUNK: usize = 1000;
+    let (mut loss, mut right) = (0.0, 0usize);
+    for start in (0..data.count).step_by(CHUNK) {
+        let end = (start + CHUNK).min(data.count);
+        let part;
+        let chunk = if (start, end) == (0, data.count) {
+            data
+        } else {
+            let idx: Vec<u32> = (start as u32..end as u32).collect();
+            part = data.select(&idx);
+            &part
+        };
+        let vectors = chunk.vectors(embedding);
+        let (l, r) = fused::evaluate(weights, &chunk.batch(&vectors), shape)?;
+        loss += l * chunk.labels.len() as f64;
+        right += r;
+    }
+    let scored = data.labels.len().max(1) as f64;
+    Ok((loss / scored, right as f64 / scored))
+}
+
+/// The text settings of a resolved text task.
+fn text_config(config: &RunConfig) -> &config::TextConfig {
+    config.text.as_ref().expect("a text task has text settings")
 }
