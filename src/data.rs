@@ -124,6 +124,7 @@ impl Dataset {
             len: self.len,
             count: self.count,
             first_scored: self.first_scored,
+            start: None,
         }
     }
 }

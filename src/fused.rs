@@ -13,7 +13,7 @@
 //! weights are `(1 + in + H) × G·H`, rows bias, inputs, recurrence; the output
 //! layer's `(1 + H_top) × C`.
 
-use crate::cells::{self, CellKind, Trace};
+use crate::cells::{self, CellKind, State, Trace};
 use crate::kernels::Float;
 use anyhow::{Result, bail};
 use faer::linalg::solvers::{Llt, Solve};
@@ -134,6 +134,10 @@ pub struct Batch<'a, T> {
     pub count: usize,
     /// First scored step.
     pub first_scored: usize,
+    /// The state of every layer before the first step (a language model's state
+    /// carried over from the previous chunk); zero when `None`. Gradients stop
+    /// there: backpropagation through time is truncated at the chunk.
+    pub start: Option<&'a [State<T>]>,
 }
 
 /// The result of one forward and backward pass.
@@ -147,6 +151,18 @@ pub struct Gradients<T> {
     /// `∂L/∂inputs` of the batch (`(L·B) × n_in`), for a layer below the network
     /// (an embedding); `None` when the batch is the realisation batch itself.
     pub inputs: Option<Vec<T>>,
+    /// The state of every layer after the batch's last step.
+    pub end: Vec<State<T>>,
+}
+
+/// Loss, number right and end state of a network on a batch (no gradients).
+pub struct Scored<T> {
+    /// Mean cross-entropy over the scored steps.
+    pub loss: f64,
+    /// Scored steps classified right.
+    pub right: usize,
+    /// The state of every layer after the batch's last step.
+    pub end: Vec<State<T>>,
 }
 
 /// `b + x W_x` for every row of a layer's input `(N × in)`: its sums but for the
@@ -162,12 +178,13 @@ fn input_sums<T: Float>(input: &[T], w: &[T], n: usize, width: usize, g: usize) 
     sums
 }
 
-/// Runs layer `l` over its input.
+/// Runs layer `l` over its input, from `start` (or zero).
 fn layer_forward<T: Float>(
     shape: &Shape,
     l: usize,
     input: &[T],
     w: &[T],
+    start: Option<&State<T>>,
     (len, count): (usize, usize),
 ) -> Trace<T> {
     let (width, h, g) = (shape.width_in(l), shape.layers[l], shape.sums(l));
@@ -176,25 +193,35 @@ fn layer_forward<T: Float>(
         shape.cell,
         &sums,
         Some(&w[(1 + width) * g..]),
-        None,
+        start,
         (len, count, h),
     )
 }
 
-/// Runs every recurrent layer over the inputs.
+/// Runs every recurrent layer over the inputs, each from its `start` state.
 fn layers_forward<T: Float>(
     shape: &Shape,
     weights: &[Vec<T>],
     inputs: &[T],
+    start: Option<&[State<T>]>,
     dims: (usize, usize),
 ) -> Vec<Trace<T>> {
     let mut passes: Vec<Trace<T>> = Vec::with_capacity(shape.layers.len());
     for l in 0..shape.layers.len() {
         let input = if l == 0 { inputs } else { &passes[l - 1].h };
-        let pass = layer_forward(shape, l, input, &weights[l], dims);
+        let pass = layer_forward(shape, l, input, &weights[l], start.map(|s| &s[l]), dims);
         passes.push(pass);
     }
     passes
+}
+
+/// The state after every layer's last step.
+fn ends<T: Float>(shape: &Shape, passes: &[Trace<T>], count: usize) -> Vec<State<T>> {
+    passes
+        .iter()
+        .zip(&shape.layers)
+        .map(|(p, &h)| p.end(count, h))
+        .collect()
 }
 
 /// Back through layer `l`'s pass: from `∂L/∂h` adds `∂L/∂W` to `grad_w` and returns
@@ -220,7 +247,17 @@ fn layer_backward<T: Float>(
         Some(&w[(1 + width) * g..]),
         (len, count, h),
     );
-    // ∂W = Σ_t [1, x_t, h_{t-1}]ᵀ ∂s_t in three blocks; h_{-1} = 0 drops step 0.
+    // ∂W = Σ_t [1, x_t, h_{t-1}]ᵀ ∂s_t in three blocks; h_{-1} is the carried
+    // start state (a constant: truncated backpropagation), or zero.
+    if let Some(start) = &pass.start {
+        add_into(
+            &mut grad_w[(1 + width) * g..],
+            &gemm_tn(
+                view(&start.h, count, h),
+                view(&grad_sums[..count * g], count, g),
+            ),
+        );
+    }
     for row in grad_sums.chunks_exact(g) {
         add_into(&mut grad_w[..g], row);
     }
@@ -329,13 +366,20 @@ fn output_backward<T: Float>(
     Ok((loss, right, grad_states))
 }
 
-/// Loss and number right of a network with the given weights (layers, then output).
+/// Loss, number right and end state of a network with the given weights (layers,
+/// then output).
 pub fn evaluate<T: Float>(
     weights: &[Vec<T>],
     batch: &Batch<T>,
     shape: &Shape,
-) -> Result<(f64, usize)> {
-    let passes = layers_forward(shape, weights, batch.inputs, (batch.len, batch.count));
+) -> Result<Scored<T>> {
+    let passes = layers_forward(
+        shape,
+        weights,
+        batch.inputs,
+        batch.start,
+        (batch.len, batch.count),
+    );
     let top = &passes.last().expect("a layer").h;
     let mut scratch = vec![T::of(0.0); weights[shape.layers.len()].len()];
     let (loss, right, _) = output_backward(
@@ -345,7 +389,11 @@ pub fn evaluate<T: Float>(
         (shape.top(), shape.classes),
         &mut scratch,
     )?;
-    Ok((loss, right))
+    Ok(Scored {
+        loss,
+        right,
+        end: ends(shape, &passes, batch.count),
+    })
 }
 
 /// Back through every layer's pass of a batch, top down, from `∂L/∂h` of the top
@@ -385,7 +433,7 @@ pub fn weight_space<T: Float>(
 ) -> Result<Gradients<T>> {
     let dims = (batch.len, batch.count);
     let depth = shape.layers.len();
-    let passes = layers_forward(shape, weights, batch.inputs, dims);
+    let passes = layers_forward(shape, weights, batch.inputs, batch.start, dims);
     let mut grads: Vec<Vec<T>> = weights.iter().map(|w| vec![T::of(0.0); w.len()]).collect();
     let (loss, right, grad_h) = output_backward(
         &passes[depth - 1].h,
@@ -408,6 +456,7 @@ pub fn weight_space<T: Float>(
         right,
         grads,
         inputs: Some(grad_inputs),
+        end: ends(shape, &passes, batch.count),
     })
 }
 
@@ -590,7 +639,7 @@ pub fn realise<T: Float>(
             (width, h, g),
         );
         let solved = ridge(&at, n, 1 + width + h, g, real.lambda)?;
-        let pass = layer_forward(shape, l, input, &solved.w, (rsl, rbs));
+        let pass = layer_forward(shape, l, input, &solved.w, None, (rsl, rbs));
         realised.weights.push(solved.w.clone());
         realised.passes.push(pass);
         realised.stand_ins.push(stand_in);
@@ -683,7 +732,11 @@ pub fn target_space<T: Float>(
 
     // The minibatch: forward, loss, and back to the realised weights.
     let batch_dims = (batch.len, batch.count);
-    let batch_passes = (!shared).then(|| layers_forward(shape, weights, batch.inputs, batch_dims));
+    if shared && batch.start.is_some() {
+        bail!("the realisation batch starts from zero state");
+    }
+    let batch_passes =
+        (!shared).then(|| layers_forward(shape, weights, batch.inputs, batch.start, batch_dims));
     let top_states = &batch_passes.as_ref().unwrap_or(&r.passes)[depth - 1].h;
     let mut grad_w: Vec<Vec<T>> = weights.iter().map(|w| vec![T::of(0.0); w.len()]).collect();
     let (loss, right, grad_top) = output_backward(
@@ -794,5 +847,10 @@ pub fn target_space<T: Float>(
         right,
         grads: grad_t,
         inputs: grad_inputs,
+        end: ends(
+            shape,
+            batch_passes.as_deref().unwrap_or(&r.passes),
+            batch.count,
+        ),
     })
 }

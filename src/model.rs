@@ -109,6 +109,7 @@ pub trait Model {
             len,
             count,
             first_scored: from,
+            start: None,
         };
         self.batch_gradients(&batch, self.is_realisation_batch(inputs))
     }

@@ -146,6 +146,7 @@ fn check_target_space(case: &Case, seed: u64) {
         len,
         count,
         first_scored: from,
+        start: None,
     };
     let grads = fused::target_space(&targets, &real, &batch, case.shared, shape)
         .unwrap()
@@ -257,6 +258,7 @@ fn weight_space_gradients_match_finite_differences() {
             len,
             count,
             first_scored: from,
+            start: None,
         };
         let grads = fused::weight_space(&weights, &batch, &shape).unwrap().grads;
         for p in 0..weights.len() {
@@ -316,6 +318,7 @@ fn input_gradients_match_finite_differences() {
                 len,
                 count,
                 first_scored: from,
+                start: None,
             };
             if target {
                 fused::target_space(&targets, &real, &batch, false, &shape).unwrap()
@@ -340,6 +343,165 @@ fn input_gradients_match_finite_differences() {
                     (grads[i] - numeric).abs() < 1e-6 * (1.0 + numeric.abs()),
                     "{shape:?} target {target}: input {i}: {} vs {numeric}",
                     grads[i]
+                );
+            }
+        }
+    }
+}
+
+/// A carried state makes one long pass and a pass in short chunks the same: the
+/// loss over all steps and the end state agree, for every cell and depth.
+#[test]
+fn chunks_with_carried_state_equal_one_long_pass() {
+    let mut rng = ChaCha8Rng::seed_from_u64(31);
+    for shape in shapes() {
+        let weights: Vec<Vec<f64>> = shape
+            .weight_shapes()
+            .iter()
+            .map(|&(r, c)| uniform(&mut rng, r * c, 0.8))
+            .collect();
+        let (len, count) = (12, 3);
+        let inputs = uniform(&mut rng, len * count * shape.n_in, 1.0);
+        let labels: Vec<u32> = (0..len * count)
+            .map(|_| rng.random_range(0..shape.classes as u32))
+            .collect();
+        let whole = fused::evaluate(
+            &weights,
+            &Batch {
+                inputs: &inputs,
+                labels: &labels,
+                len,
+                count,
+                first_scored: 0,
+                start: None,
+            },
+            &shape,
+        )
+        .unwrap();
+        let mut state: Option<Vec<cells::State<f64>>> = None;
+        let mut total = 0.0;
+        for (t0, t1) in [(0, 5), (5, 6), (6, 12)] {
+            let part = fused::evaluate(
+                &weights,
+                &Batch {
+                    inputs: &inputs[t0 * count * shape.n_in..t1 * count * shape.n_in],
+                    labels: &labels[t0 * count..t1 * count],
+                    len: t1 - t0,
+                    count,
+                    first_scored: 0,
+                    start: state.as_deref(),
+                },
+                &shape,
+            )
+            .unwrap();
+            total += part.loss * ((t1 - t0) * count) as f64;
+            state = Some(part.end);
+        }
+        let mean = total / (len * count) as f64;
+        assert!(
+            (mean - whole.loss).abs() < 1e-12,
+            "{shape:?}: {mean} vs {}",
+            whole.loss
+        );
+        for (a, b) in state.unwrap().iter().zip(&whole.end) {
+            for (x, y) in a.h.iter().chain(&a.c).zip(b.h.iter().chain(&b.c)) {
+                assert!((x - y).abs() < 1e-12, "{shape:?}");
+            }
+        }
+    }
+}
+
+/// Gradients of a chunk that starts from a carried state (a constant: truncated
+/// backpropagation), in both spaces, against central differences.
+#[test]
+fn gradients_from_a_carried_state_match_finite_differences() {
+    let mut rng = ChaCha8Rng::seed_from_u64(41);
+    for shape in shapes() {
+        let (len, count, from) = (5, 2, 0);
+        let start: Vec<cells::State<f64>> = shape
+            .layers
+            .iter()
+            .map(|&h| cells::State {
+                h: uniform(&mut rng, count * h, 0.9),
+                c: if shape.cell == CellKind::Lstm {
+                    uniform(&mut rng, count * h, 1.5)
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect();
+        let inputs = uniform(&mut rng, len * count * shape.n_in, 1.0);
+        let labels: Vec<u32> = (0..(len - from) * count)
+            .map(|_| rng.random_range(0..shape.classes as u32))
+            .collect();
+        let batch = Batch {
+            inputs: &inputs,
+            labels: &labels,
+            len,
+            count,
+            first_scored: from,
+            start: Some(&start),
+        };
+        let mut weights: Vec<Vec<f64>> = shape
+            .weight_shapes()
+            .iter()
+            .map(|&(r, c)| uniform(&mut rng, r * c, 0.8))
+            .collect();
+        let grads = fused::weight_space(&weights, &batch, &shape).unwrap().grads;
+        for p in 0..weights.len() {
+            for _ in 0..8 {
+                let i = rng.random_range(0..weights[p].len());
+                let base = weights[p][i];
+                let eps = 1e-6;
+                weights[p][i] = base + eps;
+                let up = fused::weight_space(&weights, &batch, &shape).unwrap().loss;
+                weights[p][i] = base - eps;
+                let down = fused::weight_space(&weights, &batch, &shape).unwrap().loss;
+                weights[p][i] = base;
+                let numeric = (up - down) / (2.0 * eps);
+                assert!(
+                    (grads[p][i] - numeric).abs() < 1e-7 * (1.0 + numeric.abs()),
+                    "{shape:?} weight {p}[{i}]: {} vs {numeric}",
+                    grads[p][i]
+                );
+            }
+        }
+        let (rsl, rbs) = (4, 3);
+        let mut targets: Vec<Vec<f64>> = shape
+            .target_widths()
+            .iter()
+            .map(|&w| uniform(&mut rng, rsl * rbs * w, 1.0))
+            .collect();
+        let real_inputs = uniform(&mut rng, rsl * rbs * shape.n_in, 1.0);
+        let real = Realisation {
+            inputs: &real_inputs,
+            rsl,
+            rbs,
+            lambda: 0.1,
+            optimistic: false,
+        };
+        let grads = fused::target_space(&targets, &real, &batch, false, &shape)
+            .unwrap()
+            .grads;
+        for p in 0..targets.len() {
+            for _ in 0..6 {
+                let i = rng.random_range(0..targets[p].len());
+                let base = targets[p][i];
+                let eps = 1e-6;
+                targets[p][i] = base + eps;
+                let up = fused::target_space(&targets, &real, &batch, false, &shape)
+                    .unwrap()
+                    .loss;
+                targets[p][i] = base - eps;
+                let down = fused::target_space(&targets, &real, &batch, false, &shape)
+                    .unwrap()
+                    .loss;
+                targets[p][i] = base;
+                let numeric = (up - down) / (2.0 * eps);
+                assert!(
+                    (grads[p][i] - numeric).abs() < 1e-6 * (1.0 + numeric.abs()),
+                    "{shape:?} target {p}[{i}]: {} vs {numeric}",
+                    grads[p][i]
                 );
             }
         }

@@ -51,6 +51,31 @@ impl CellKind {
     }
 }
 
+/// A layer's recurrent state at one step: `h` and, for the LSTM, its cell state
+/// `c` (`B × H` each; `c` empty for the other cells). What a language model carries
+/// from one chunk of its text to the next.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct State<T> {
+    /// Hidden state.
+    pub h: Vec<T>,
+    /// Cell state (LSTM).
+    pub c: Vec<T>,
+}
+
+impl<T: Float> State<T> {
+    /// The zero state of `count` sequences of `h` units.
+    pub fn zeros(cell: CellKind, count: usize, h: usize) -> Self {
+        State {
+            h: vec![T::of(0.0); count * h],
+            c: if cell == CellKind::Lstm {
+                vec![T::of(0.0); count * h]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
 /// What a pass of a cell over a sequence keeps for its backward pass; every buffer
 /// is time-major, row `t·B + s`.
 #[derive(Clone, Debug)]
@@ -61,6 +86,19 @@ pub struct Trace<T> {
     pub gates: Vec<T>,
     /// Cell states `c_t`, `(L·B) × H` (LSTM); empty for tanh.
     pub c: Vec<T>,
+    /// The state before the first step, when not zero.
+    pub start: Option<State<T>>,
+}
+
+impl<T: Float> Trace<T> {
+    /// The state after the last step, of `count` sequences of `h` units.
+    pub fn end(&self, count: usize, h: usize) -> State<T> {
+        let last = |buf: &[T]| buf[buf.len().saturating_sub(count * h)..].to_vec();
+        State {
+            h: last(&self.h),
+            c: last(&self.c),
+        }
+    }
 }
 
 /// Runs `cell` over sequences of `len` steps for `count` sequences and `h` units.
@@ -68,12 +106,12 @@ pub struct Trace<T> {
 /// `sums` (`(L·B) × G·H`) holds each step's sums except the recurrent part, which is
 /// added from `w_h` (`H × G·H`) and the previous state (`h₋₁ = 0`). Without `w_h` the
 /// sums are taken as complete: the optimistic stand-in pass, where targets are the
-/// sums. `h0` (`B × H`) replaces the zero initial state where given.
+/// sums. `start` replaces the zero initial state where given (a carried state).
 pub fn forward<T: Float>(
     cell: CellKind,
     sums: &[T],
     w_h: Option<&[T]>,
-    h0: Option<&[T]>,
+    start: Option<&State<T>>,
     (len, count, h): (usize, usize, usize),
 ) -> Trace<T> {
     let g = cell.gates() * h;
@@ -90,7 +128,10 @@ pub fn forward<T: Float>(
         } else {
             Vec::new()
         },
+        start: start.cloned(),
     };
+    let h0 = start.map(|s| s.h.as_slice());
+    let c0 = start.map(|s| s.c.as_slice()).filter(|c| !c.is_empty());
     let (hs, gates, cs) = (
         SharedMut(trace.h.as_mut_ptr()),
         SharedMut(trace.gates.as_mut_ptr()),
@@ -127,7 +168,11 @@ pub fn forward<T: Float>(
                         unsafe { std::slice::from_raw_parts_mut(gates.ptr().add(row * g), m * g) };
                     let c_out =
                         unsafe { std::slice::from_raw_parts_mut(cs.ptr().add(row * h), m * h) };
-                    lstm::step(&pre, prev(cs, h), gates_out, c_out, h_out, h);
+                    let c_prev = match (t, c0) {
+                        (0, Some(c0)) => &c0[r0 * h..r1 * h],
+                        _ => prev(cs, h),
+                    };
+                    lstm::step(&pre, c_prev, gates_out, c_out, h_out, h);
                 }
                 CellKind::Gru => {
                     let gates_out =
@@ -177,10 +222,10 @@ pub fn backward<T: Float>(
             match cell {
                 CellKind::Tanh => tanh::step_backward(&trace.h[row * h..(row + m) * h], &grad, dst),
                 CellKind::Lstm => {
-                    let c_prev = if t == 0 {
-                        &zeros[..]
-                    } else {
-                        &trace.c[(row - count) * h..(row - count + m) * h]
+                    let c_prev = match (t, &trace.start) {
+                        (0, Some(s)) => &s.c[r0 * h..r1 * h],
+                        (0, None) => &zeros[..],
+                        _ => &trace.c[(row - count) * h..(row - count + m) * h],
                     };
                     lstm::step_backward(
                         &trace.gates[row * g..(row + m) * g],
@@ -193,12 +238,10 @@ pub fn backward<T: Float>(
                     );
                 }
                 CellKind::Gru => {
-                    // h₀ given to `forward` is not kept in the trace; the trained
-                    // networks start from zero.
-                    let h_prev = if t == 0 {
-                        &zeros[..]
-                    } else {
-                        &trace.h[(row - count) * h..(row - count + m) * h]
+                    let h_prev = match (t, &trace.start) {
+                        (0, Some(s)) => &s.h[r0 * h..r1 * h],
+                        (0, None) => &zeros[..],
+                        _ => &trace.h[(row - count) * h..(row - count + m) * h],
                     };
                     gru::step_backward(
                         &trace.gates[row * g..(row + m) * g],

@@ -165,7 +165,11 @@ impl CustomOp3 for Unroll {
 }
 
 fn unroll_kernel<T: Float>(p: &[T], w_h: &[T], h0: &[T], dims: (usize, usize, usize)) -> Vec<T> {
-    super::forward(CellKind::Tanh, p, Some(w_h), Some(h0), dims).h
+    let start = super::State {
+        h: h0.to_vec(),
+        c: Vec::new(),
+    };
+    super::forward(CellKind::Tanh, p, Some(w_h), Some(&start), dims).h
 }
 
 /// Backpropagation through time: from the states and `∂L/∂h_t`, computes
@@ -216,6 +220,7 @@ fn bptt_kernel<T: Float>(
         h: states.to_vec(),
         gates: Vec::new(),
         c: Vec::new(),
+        start: None,
     };
     super::backward(CellKind::Tanh, &trace, grad, Some(w_h), dims)
 }

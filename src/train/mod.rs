@@ -711,9 +711,9 @@ pub fn evaluate(
             &part
         };
         let vectors = chunk.vectors(embedding);
-        let (l, r) = fused::evaluate(weights, &chunk.batch(&vectors), shape)?;
-        loss += l * chunk.labels.len() as f64;
-        right += r;
+        let scored = fused::evaluate(weights, &chunk.batch(&vectors), shape)?;
+        loss += scored.loss * chunk.labels.len() as f64;
+        right += scored.right;
     }
     let scored = data.labels.len().max(1) as f64;
     Ok((loss / scored, right as f64 / scored))
