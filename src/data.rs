@@ -71,6 +71,50 @@ impl Dataset {
         }
     }
 
+    /// A token stream cut into `count` contiguous streams of equal length, each
+    /// step labelled with the token that follows it (a language model's data). The
+    /// stream's last few tokens, fewer than `count`, are left out.
+    pub fn streams(ids: &[u32], count: usize) -> Self {
+        let len = ids.len().saturating_sub(1) / count.max(1);
+        let mut inputs = vec![0; len * count];
+        let mut labels = vec![0; len * count];
+        for s in 0..count {
+            let stream = &ids[s * len..];
+            for t in 0..len {
+                inputs[t * count + s] = stream[t];
+                labels[t * count + s] = stream[t + 1];
+            }
+        }
+        Dataset {
+            inputs: Inputs::Tokens(inputs),
+            labels,
+            len,
+            count,
+            first_scored: 0,
+        }
+    }
+
+    /// Steps `t0..t1` of every sequence (a chunk of a language model's streams),
+    /// with the labels of the scored steps among them.
+    pub fn window(&self, t0: usize, t1: usize) -> Dataset {
+        let n = self.count;
+        let first = self.first_scored.max(t0).min(t1);
+        Dataset {
+            inputs: match &self.inputs {
+                Inputs::Dense { values, width } => Inputs::Dense {
+                    values: values[t0 * n * width..t1 * n * width].to_vec(),
+                    width: *width,
+                },
+                Inputs::Tokens(ids) => Inputs::Tokens(ids[t0 * n..t1 * n].to_vec()),
+            },
+            labels: self.labels[(first - self.first_scored) * n..(t1 - self.first_scored) * n]
+                .to_vec(),
+            len: t1 - t0,
+            count: n,
+            first_scored: first - t0,
+        }
+    }
+
     /// The sequences at `indices`, in that order.
     pub fn select(&self, indices: &[u32]) -> Dataset {
         let (n, b) = (self.count, indices.len());

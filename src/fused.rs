@@ -215,6 +215,29 @@ fn layers_forward<T: Float>(
     passes
 }
 
+/// Every recurrent layer's pass over a batch, from the batch's start state.
+fn batch_forward<T: Float>(shape: &Shape, weights: &[Vec<T>], batch: &Batch<T>) -> Vec<Trace<T>> {
+    layers_forward(
+        shape,
+        weights,
+        batch.inputs,
+        batch.start,
+        (batch.len, batch.count),
+    )
+}
+
+/// `b + h W` for `rows` top states: the output layer's logits, `rows × C`.
+fn output_logits<T: Float>(states: &[T], w: &[T], rows: usize, h: usize, c: usize) -> Vec<T> {
+    let mut logits: Vec<T> = (0..rows).flat_map(|_| w[..c].iter().copied()).collect();
+    gemm(
+        view_mut(&mut logits, rows, c),
+        Accum::Add,
+        view(states, rows, h),
+        view(&w[c..], h, c),
+    );
+    logits
+}
+
 /// The state after every layer's last step.
 fn ends<T: Float>(shape: &Shape, passes: &[Trace<T>], count: usize) -> Vec<State<T>> {
     passes
@@ -294,6 +317,9 @@ pub fn cross_entropy_grad<T: Float>(
     classes: usize,
 ) -> Result<(f64, usize)> {
     let rows = labels.len();
+    if rows == 0 {
+        return Ok((0.0, 0));
+    }
     let mut loss = 0.0f64;
     let mut right = 0;
     let scale = T::of(1.0 / rows as f64);
@@ -334,15 +360,7 @@ fn output_backward<T: Float>(
     let b = batch.count;
     let scored_rows = (batch.len - batch.first_scored) * b;
     let scored = &states[batch.first_scored * b * h..];
-    let mut logits: Vec<T> = (0..scored_rows)
-        .flat_map(|_| w[..c].iter().copied())
-        .collect();
-    gemm(
-        view_mut(&mut logits, scored_rows, c),
-        Accum::Add,
-        view(scored, scored_rows, h),
-        view(&w[c..], h, c),
-    );
+    let mut logits = output_logits(scored, w, scored_rows, h, c);
     let (loss, right) = cross_entropy_grad(&mut logits, batch.labels, c)?;
     let grad_logits = view(&logits, scored_rows, c);
     for row in logits.chunks_exact(c) {
@@ -373,13 +391,7 @@ pub fn evaluate<T: Float>(
     batch: &Batch<T>,
     shape: &Shape,
 ) -> Result<Scored<T>> {
-    let passes = layers_forward(
-        shape,
-        weights,
-        batch.inputs,
-        batch.start,
-        (batch.len, batch.count),
-    );
+    let passes = batch_forward(shape, weights, batch);
     let top = &passes.last().expect("a layer").h;
     let mut scratch = vec![T::of(0.0); weights[shape.layers.len()].len()];
     let (loss, right, _) = output_backward(
@@ -394,6 +406,26 @@ pub fn evaluate<T: Float>(
         right,
         end: ends(shape, &passes, batch.count),
     })
+}
+
+/// The logits (`(L·B) × C`) of every step of a batch, and the end state: what a
+/// language model samples from.
+pub fn logits<T: Float>(
+    weights: &[Vec<T>],
+    batch: &Batch<T>,
+    shape: &Shape,
+) -> (Vec<T>, Vec<State<T>>) {
+    let passes = batch_forward(shape, weights, batch);
+    let rows = batch.len * batch.count;
+    let top = &passes[shape.layers.len() - 1].h;
+    let out = output_logits(
+        top,
+        &weights[shape.layers.len()],
+        rows,
+        shape.top(),
+        shape.classes,
+    );
+    (out, ends(shape, &passes, batch.count))
 }
 
 /// Back through every layer's pass of a batch, top down, from `∂L/∂h` of the top
@@ -697,15 +729,7 @@ pub fn realised_sums<T: Float>(
     }
     let top = &realised.passes[depth - 1].h;
     let w = &realised.weights[depth];
-    let c = shape.classes;
-    let mut out: Vec<T> = (0..n).flat_map(|_| w[..c].iter().copied()).collect();
-    gemm(
-        view_mut(&mut out, n, c),
-        Accum::Add,
-        view(top, n, shape.top()),
-        view(&w[c..], shape.top(), c),
-    );
-    sums.push(out);
+    sums.push(output_logits(top, w, n, shape.top(), shape.classes));
     sums
 }
 

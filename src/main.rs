@@ -4,13 +4,15 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tsrnn::model::weight_names;
 use tsrnn::tasks::{self, TaskKind};
-use tsrnn::text::classify;
+use tsrnn::text::generate::{self, Sampler};
 use tsrnn::text::tokenizer::TextTokenizer;
+use tsrnn::text::{classify, lm};
 use tsrnn::train::checkpoint::{self, BEST_DIR, MODEL_FILE};
 use tsrnn::train::config::{self, FIELDS, RunConfig, Space};
 use tsrnn::train::{self as training, Dataset, Event, Metrics, Outcome, RunOptions, Trainer};
@@ -56,6 +58,14 @@ enum Command {
         /// Save every N iterations as well as at the end.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         save_every: Option<u64>,
+        /// Start from the parameters (and tokenizer) of this checkpoint: fine-tune a
+        /// language model on another corpus, or start a classifier from one.
+        #[arg(long, value_name = "DIR", conflicts_with = "resume")]
+        init: Option<PathBuf>,
+        /// The tokenizer of a text task (same as `--set tokenizer=SPEC`): word, char,
+        /// bpe, a tokenizer.json path, or hf:NAME.
+        #[arg(long, value_name = "SPEC", conflicts_with_all = ["resume", "init"])]
+        tokenizer: Option<String>,
     },
     /// Evaluate a checkpoint on its task's test set (re-created from the seed) or on
     /// another one chosen with --set, using the saved realised weights; prints JSON.
@@ -72,6 +82,33 @@ enum Command {
         /// Also write the JSON to this file.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// A language model: evaluate on this whole corpus instead of the task's
+        /// held-out text.
+        #[arg(long, value_name = "PATH")]
+        corpus: Option<String>,
+        /// A language model: write report.json, report.md and learning curves here.
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
+    },
+    /// Generate text from a language-model checkpoint, streaming it to stdout.
+    Generate {
+        /// The checkpoint directory.
+        checkpoint: PathBuf,
+        /// The text to continue.
+        #[arg(long, default_value = "\n")]
+        prompt: String,
+        /// Tokens to generate.
+        #[arg(long, default_value_t = 200)]
+        tokens: usize,
+        /// Softmax temperature (0: always the most likely token).
+        #[arg(long, default_value_t = 1.0)]
+        temperature: f64,
+        /// Sample only among the K most likely tokens.
+        #[arg(long, value_name = "K")]
+        top_k: Option<usize>,
+        /// Seed of the sampling.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
     /// Write a report (report.json, report.md, SVG learning curves) of one or more
     /// runs: checkpoint directories or metrics files.
@@ -117,13 +154,24 @@ fn run(cli: Cli) -> Result<()> {
             metrics,
             out,
             save_every,
+            init,
+            tokenizer,
         } => {
             let (trainer, dir) = match (task, resume) {
                 (_, Some(dir)) => (resume_trainer(&dir, &overrides)?, dir),
                 (Some(task), None) => {
+                    let mut overrides = overrides;
+                    overrides.extend(tokenizer.map(|t| format!("tokenizer={t}")));
                     let config = config::load(&task, &overrides, space)?;
                     let dir = out.unwrap_or_else(|| checkpoint::default_dir(&config));
-                    (fresh_trainer(&config, &dir)?, dir)
+                    let trainer = match init {
+                        Some(from) => {
+                            refuse_existing(&dir)?;
+                            Trainer::from_checkpoint(&config, &from)?
+                        }
+                        None => fresh_trainer(&config, &dir)?,
+                    };
+                    (trainer, dir)
                 }
                 (None, None) => bail!("give a task file or --resume DIR"),
             };
@@ -140,7 +188,24 @@ fn run(cli: Cli) -> Result<()> {
             best,
             overrides,
             out,
-        } => eval(&checkpoint, best, &overrides, out.as_deref()),
+            corpus,
+            report,
+        } => eval(
+            &checkpoint,
+            best,
+            &overrides,
+            out.as_deref(),
+            corpus.as_deref(),
+            report.as_deref(),
+        ),
+        Command::Generate {
+            checkpoint,
+            prompt,
+            tokens,
+            temperature,
+            top_k,
+            seed,
+        } => generate(&checkpoint, &prompt, tokens, temperature, top_k, seed),
         Command::Report { runs, out } => report(&runs, &out),
         Command::Compare {
             task,
@@ -155,13 +220,19 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn fresh_trainer(config: &RunConfig, dir: &Path) -> Result<Trainer> {
+    refuse_existing(dir)?;
+    Trainer::new(config)
+}
+
+/// A fresh run never writes into a directory that holds a checkpoint.
+fn refuse_existing(dir: &Path) -> Result<()> {
     if dir.join(checkpoint::CONFIG_FILE).exists() {
         bail!(
             "{}: already holds a checkpoint; continue it with --resume {0} or choose another --out",
             dir.display()
         );
     }
-    Trainer::new(config)
+    Ok(())
 }
 
 fn resume_trainer(dir: &Path, overrides: &[String]) -> Result<Trainer> {
@@ -292,7 +363,19 @@ fn train(
     }
 }
 
-fn eval(dir: &Path, best: bool, overrides: &[String], out: Option<&Path>) -> Result<()> {
+/// A checkpoint's network as saved: shape, realised weights, embedding, tokenizer.
+struct Saved {
+    dir: PathBuf,
+    iteration: usize,
+    config: RunConfig,
+    shape: tsrnn::fused::Shape,
+    weights: Vec<Vec<f32>>,
+    embedding: Option<Vec<f32>>,
+    tokenizer: Option<TextTokenizer>,
+}
+
+/// Loads a checkpoint (its `best/` with `best`), its task changed by `overrides`.
+fn load_saved(dir: &Path, best: bool, overrides: &[String]) -> Result<Saved> {
     let dir = if best {
         dir.join(BEST_DIR)
     } else {
@@ -307,7 +390,32 @@ fn eval(dir: &Path, best: bool, overrides: &[String], out: Option<&Path>) -> Res
         );
     }
     let model_file = dir.join(MODEL_FILE);
-    let shape = config.shape();
+    let (tokenizer, embedding, shape) = match &config.text {
+        Some(text) => {
+            let tokenizer =
+                TextTokenizer::load(&dir.join(checkpoint::TOKENIZER_FILE).to_string_lossy())?;
+            let table = saved.model.get(training::EMBEDDING).ok_or_else(|| {
+                anyhow!(
+                    "{}: no tensor `{}`",
+                    model_file.display(),
+                    training::EMBEDDING
+                )
+            })?;
+            let rows = table.dims()[0];
+            let table = checkpoint::tensor(
+                &saved.model,
+                &model_file,
+                training::EMBEDDING,
+                &[rows, text.embed],
+            )?;
+            (
+                Some(tokenizer),
+                Some(table.flatten_all()?.to_vec1::<f32>()?),
+                config.shape_with_vocabulary(rows),
+            )
+        }
+        None => (None, None, config.shape()),
+    };
     let weights = weight_names(&shape)
         .iter()
         .zip(shape.weight_shapes())
@@ -316,48 +424,185 @@ fn eval(dir: &Path, best: bool, overrides: &[String], out: Option<&Path>) -> Res
             Ok(t.flatten_all()?.to_vec1::<f32>()?)
         })
         .collect::<Result<Vec<_>>>()?;
-    let (test, embedding) = match config.task.build(config.delay, config.seq_len) {
+    Ok(Saved {
+        iteration: saved.config.iteration,
+        dir,
+        config,
+        shape,
+        weights,
+        embedding,
+        tokenizer,
+    })
+}
+
+fn eval(
+    dir: &Path,
+    best: bool,
+    overrides: &[String],
+    out: Option<&Path>,
+    corpus: Option<&str>,
+    report_dir: Option<&Path>,
+) -> Result<()> {
+    let saved = load_saved(dir, best, overrides)?;
+    let config = &saved.config;
+    if config.task == TaskKind::Lm {
+        return eval_lm(&saved, dir, out, corpus, report_dir);
+    }
+    if corpus.is_some() || report_dir.is_some() {
+        bail!(
+            "--corpus and --report are for language models; use --set test_corpus=... for a classifier"
+        );
+    }
+    let test = match config.task.build(config.delay, config.seq_len) {
         Some(task) => {
             let set = tasks::generate(
                 task.as_ref(),
                 config.test_size,
                 training::derive_seed(config.seed, 2),
             );
-            (Dataset::from_set(&set), None)
+            Dataset::from_set(&set)
         }
-        None => {
-            let tokenizer =
-                TextTokenizer::load(&dir.join(checkpoint::TOKENIZER_FILE).to_string_lossy())?;
-            let data = classify::prepare(&config, Some(tokenizer))?;
-            let table = checkpoint::tensor(
-                &saved.model,
-                &model_file,
-                training::EMBEDDING,
-                &[data.embedding_rows, shape.n_in],
-            )?;
-            (data.test, Some(table.flatten_all()?.to_vec1::<f32>()?))
-        }
+        None => classify::prepare(config, saved.tokenizer.clone())?.test,
     };
     let (test_loss, test_accuracy) = training::evaluate(
-        &weights,
-        embedding.as_deref().map(|t| (t, shape.n_in)),
+        &saved.weights,
+        saved.embedding.as_deref().map(|t| (t, saved.shape.n_in)),
         &test,
-        &shape,
+        &saved.shape,
+        None,
     )?;
     let report = serde_json::json!({
-        "checkpoint": dir,
-        "iteration": saved.config.iteration,
+        "checkpoint": saved.dir,
+        "iteration": saved.iteration,
         "task": config,
         "test_size": test.count,
         "test_loss": test_loss,
         "test_accuracy": test_accuracy,
     });
-    let text = serde_json::to_string_pretty(&report)?;
+    print_json(&report, out)
+}
+
+/// Perplexity of a language model on its held-out text or on a corpus.
+fn eval_lm(
+    saved: &Saved,
+    run_dir: &Path,
+    out: Option<&Path>,
+    corpus: Option<&str>,
+    report_dir: Option<&Path>,
+) -> Result<()> {
+    let config = &saved.config;
+    let tokenizer = saved
+        .tokenizer
+        .clone()
+        .expect("a language model has a tokenizer");
+    let (stream, name) = match corpus {
+        Some(spec) => (lm::read_stream(spec, &tokenizer)?, spec.to_string()),
+        None => {
+            let text = config.text.as_ref().expect("a text task");
+            (
+                lm::prepare(config, Some(tokenizer))?.valid,
+                format!(
+                    "{} (held out)",
+                    text.test_corpus.as_ref().unwrap_or(&text.corpus)
+                ),
+            )
+        }
+    };
+    let streams = lm::streams(
+        &stream,
+        config.batch.min(stream.ids.len().saturating_sub(1)).max(1),
+    );
+    let started = std::time::Instant::now();
+    let (nll, accuracy) = training::evaluate(
+        &saved.weights,
+        saved.embedding.as_deref().map(|t| (t, saved.shape.n_in)),
+        &streams,
+        &saved.shape,
+        Some(1024),
+    )?;
+    let report = tsrnn::report::Perplexity::new(
+        saved.dir.clone(),
+        name,
+        saved.iteration,
+        (nll, accuracy),
+        streams.labels.len(),
+        (stream.ids.len(), stream.bytes),
+        started.elapsed().as_secs_f64(),
+    );
+    if let Some(dir) = report_dir {
+        let run = tsrnn::report::load_run(run_dir).ok();
+        tsrnn::report::write_perplexity(&report, run.as_ref(), dir)?;
+        eprintln!("report: {}", dir.join("report.md").display());
+    }
+    print_json(&serde_json::to_value(&report)?, out)
+}
+
+fn print_json(value: &serde_json::Value, out: Option<&Path>) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
     println!("{text}");
     if let Some(path) = out {
         std::fs::write(path, format!("{text}\n"))
             .with_context(|| format!("{}: cannot write", path.display()))?;
     }
+    Ok(())
+}
+
+/// Samples `count` tokens from a language model after `prompt`, printing the text
+/// as it grows.
+fn generate(
+    dir: &Path,
+    prompt: &str,
+    count: usize,
+    temperature: f64,
+    top_k: Option<usize>,
+    seed: u64,
+) -> Result<()> {
+    let saved = load_saved(dir, false, &[])?;
+    if saved.config.task != TaskKind::Lm {
+        bail!(
+            "{}: a checkpoint of task {}, not a language model",
+            dir.display(),
+            saved.config.task.name()
+        );
+    }
+    if !(temperature >= 0.0 && temperature.is_finite()) {
+        bail!("--temperature must be a non-negative number");
+    }
+    let tokenizer = saved
+        .tokenizer
+        .as_ref()
+        .expect("a language model has a tokenizer");
+    let prompt_ids = tokenizer.encode(prompt)?;
+    if prompt_ids.is_empty() {
+        bail!("--prompt {prompt:?} encodes to no tokens");
+    }
+    let sampler = Sampler { temperature, top_k };
+    let mut out = std::io::stdout().lock();
+    write!(out, "{prompt}")?;
+    // Print as the decoded text grows; a byte-level token may end mid-character,
+    // which waits for the next one.
+    let mut generated = Vec::new();
+    let mut shown = String::new();
+    generate::sample(
+        &saved.weights,
+        saved.embedding.as_deref().expect("an embedding"),
+        &saved.shape,
+        &prompt_ids,
+        count,
+        &sampler,
+        seed,
+        |id| {
+            generated.push(id);
+            let text = tokenizer.decode(&generated)?;
+            if text.starts_with(&shown) && !text.ends_with('\u{FFFD}') {
+                write!(out, "{}", &text[shown.len()..])?;
+                out.flush()?;
+                shown = text;
+            }
+            Ok(())
+        },
+    )?;
+    writeln!(out)?;
     Ok(())
 }
 

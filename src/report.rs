@@ -242,3 +242,114 @@ fn label(run: &Run) -> String {
         format!("{} ({space})", run.name)
     }
 }
+
+/// A language model's held-out figures: what `tsrnn eval` measures on a text.
+#[derive(Clone, Debug, Serialize)]
+pub struct Perplexity {
+    /// The checkpoint evaluated.
+    pub checkpoint: PathBuf,
+    /// The text: the task's held-out split, or the corpus named.
+    pub corpus: String,
+    /// Iterations the checkpoint was trained for.
+    pub iteration: usize,
+    /// Tokens predicted.
+    pub tokens: usize,
+    /// UTF-8 bytes of the text.
+    pub bytes: usize,
+    /// Mean negative log-likelihood per predicted token (nats).
+    pub nll: f64,
+    /// `exp(nll)`.
+    pub perplexity: f64,
+    /// `nll / ln 2`.
+    pub bits_per_token: f64,
+    /// Bits per byte of text: `bits_per_token × tokens / bytes`, comparable across
+    /// tokenizers.
+    pub bits_per_byte: f64,
+    /// Next-token accuracy.
+    pub accuracy: f64,
+    /// Seconds the evaluation took.
+    pub seconds: f64,
+    /// Tokens evaluated per second.
+    pub tokens_per_s: f64,
+}
+
+impl Perplexity {
+    /// The figures of a mean loss over `tokens` predicted tokens of a text of
+    /// `text_tokens` tokens and `bytes` bytes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        checkpoint: PathBuf,
+        corpus: String,
+        iteration: usize,
+        (nll, accuracy): (f64, f64),
+        tokens: usize,
+        (text_tokens, bytes): (usize, usize),
+        seconds: f64,
+    ) -> Self {
+        let bits_per_token = nll / std::f64::consts::LN_2;
+        Perplexity {
+            checkpoint,
+            corpus,
+            iteration,
+            tokens,
+            bytes,
+            nll,
+            perplexity: nll.exp(),
+            bits_per_token,
+            bits_per_byte: bits_per_token * text_tokens as f64 / bytes.max(1) as f64,
+            accuracy,
+            seconds,
+            tokens_per_s: tokens as f64 / seconds.max(1e-9),
+        }
+    }
+}
+
+/// Writes a perplexity report into `out`: `report.json`, `report.md`, and, given
+/// the checkpoint's run, its learning curves (held-out loss and perplexity).
+pub fn write_perplexity(report: &Perplexity, run: Option<&Run>, out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    let json = serde_json::to_vec_pretty(report)?;
+    std::fs::write(out.join(FILES[0]), json)
+        .with_context(|| format!("{}: cannot write", out.display()))?;
+    let r = report;
+    let mut md = format!(
+        "# Perplexity report\n\n`{}` (iteration {}) on `{}`\n\n\
+         | tokens | bytes | nll (nats/token) | perplexity | bits/token | bits/byte | accuracy | tokens/s |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- |\n\
+         | {} | {} | {:.4} | {:.3} | {:.4} | {:.4} | {:.2} % | {:.0} |\n",
+        r.checkpoint.display(),
+        r.iteration,
+        r.corpus,
+        r.tokens,
+        r.bytes,
+        r.nll,
+        r.perplexity,
+        r.bits_per_token,
+        r.bits_per_byte,
+        100.0 * r.accuracy,
+        r.tokens_per_s
+    );
+    if let Some(run) = run {
+        let runs = std::slice::from_ref(run);
+        plot(
+            runs,
+            &out.join(FILES[4]),
+            "Held-out loss",
+            ("iteration", "held-out cross-entropy (nats/token)"),
+            |m| m.iteration as f64,
+            |m| m.test_loss,
+        )?;
+        plot(
+            runs,
+            &out.join("perplexity-vs-seconds.svg"),
+            "Held-out perplexity against training time",
+            ("seconds", "perplexity"),
+            |m| m.elapsed_s,
+            |m| m.test_loss.exp(),
+        )?;
+        md.push_str("\n![loss against iterations](loss-vs-iteration.svg)\n\n");
+        md.push_str("![perplexity against seconds](perplexity-vs-seconds.svg)\n");
+    }
+    std::fs::write(out.join(FILES[1]), md)
+        .with_context(|| format!("{}: cannot write", out.display()))
+}

@@ -173,6 +173,17 @@ impl TargetRnn {
         Ok(())
     }
 
+    /// The initial projection of the output layer alone: its targets set to the sums
+    /// the realised network produces on `X̄`. What a network whose recurrent layers
+    /// come from another run (a language model's, under a new classifier head) starts
+    /// its fresh output layer from.
+    pub fn project_output(&self) -> anyhow::Result<()> {
+        let sums = self.realised_sums()?;
+        let last = self.targets.len() - 1;
+        self.targets[last].set(&sums[last])?;
+        Ok(())
+    }
+
     /// The op-by-op oracle: realises one tanh layer's weights from the targets as a
     /// candle graph (differentiable).
     pub fn realise(&self) -> Result<Realised> {

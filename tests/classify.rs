@@ -2,10 +2,12 @@
 //! lookup and gradient, a synthetic corpus learnt in both spaces, checkpoints of
 //! text runs, and bad text-task input.
 
+mod common;
+
+use common::tsrnn;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use tsrnn::data::{self, Dataset, Inputs};
 use tsrnn::text::classify::pad_front;
 use tsrnn::text::tokenizer::TextTokenizer;
@@ -13,17 +15,7 @@ use tsrnn::train::config::TaskFile;
 use tsrnn::train::{Metrics, Trainer, checkpoint};
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tsrnn-classify-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn tsrnn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tsrnn"))
-        .args(args)
-        .output()
-        .unwrap()
+    common::scratch("classify", name)
 }
 
 /// A corpus a bag of words separates: each text is filler words and one cue word

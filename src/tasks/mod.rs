@@ -60,17 +60,20 @@ pub enum TaskKind {
     TemporalOrder,
     /// Classify texts of a corpus (sentiment: IMDB, movie-review sentences, your own).
     Classify,
+    /// Language modelling: predict every next token of a corpus.
+    Lm,
 }
 
 impl TaskKind {
     /// Every kind, in the order `tsrnn tasks` lists them.
-    pub const ALL: [TaskKind; 6] = [
+    pub const ALL: [TaskKind; 7] = [
         TaskKind::DelayRecall,
         TaskKind::Xor,
         TaskKind::BitAdder,
         TaskKind::Copy,
         TaskKind::TemporalOrder,
         TaskKind::Classify,
+        TaskKind::Lm,
     ];
 
     /// The name used in task files.
@@ -82,6 +85,7 @@ impl TaskKind {
             TaskKind::Copy => "copy",
             TaskKind::TemporalOrder => "temporal-order",
             TaskKind::Classify => "classify",
+            TaskKind::Lm => "lm",
         }
     }
 
@@ -104,23 +108,29 @@ impl TaskKind {
             TaskKind::Classify => {
                 "classify the texts of a corpus (tokenised, last seq_len tokens, label at the last step)"
             }
+            TaskKind::Lm => {
+                "predict the next token of a corpus, read as `batch` streams in chunks of seq_len with the state carried"
+            }
         }
     }
 
     /// Whether the kind is parameterised by a delay.
     pub fn uses_delay(self) -> bool {
-        !matches!(self, TaskKind::TemporalOrder | TaskKind::Classify)
+        !matches!(
+            self,
+            TaskKind::TemporalOrder | TaskKind::Classify | TaskKind::Lm
+        )
     }
 
     /// Whether the kind reads a text corpus (rather than generating its data).
     pub fn is_text(self) -> bool {
-        matches!(self, TaskKind::Classify)
+        matches!(self, TaskKind::Classify | TaskKind::Lm)
     }
 
     /// The default delay, where the kind has one.
     pub fn default_delay(self) -> Option<usize> {
         match self {
-            TaskKind::TemporalOrder | TaskKind::Classify => None,
+            TaskKind::TemporalOrder | TaskKind::Classify | TaskKind::Lm => None,
             TaskKind::Copy => Some(50),
             _ => Some(20),
         }
@@ -133,6 +143,7 @@ impl TaskKind {
             TaskKind::Copy => Copy::seq_len_for(delay),
             TaskKind::TemporalOrder => 100,
             TaskKind::Classify => 500,
+            TaskKind::Lm => 100,
         }
     }
 
@@ -145,7 +156,7 @@ impl TaskKind {
     pub fn min_seq_len(self, delay: usize) -> usize {
         match self {
             TaskKind::TemporalOrder => TemporalOrder::MIN_LEN,
-            TaskKind::Classify => 1,
+            TaskKind::Classify | TaskKind::Lm => 1,
             TaskKind::Copy => Copy::seq_len_for(delay),
             _ => delay + 1,
         }
@@ -160,6 +171,7 @@ impl TaskKind {
             TaskKind::Copy => 64,
             TaskKind::TemporalOrder => 32,
             TaskKind::Classify => 100,
+            TaskKind::Lm => 256,
         }
     }
 
@@ -181,7 +193,7 @@ impl TaskKind {
             }),
             TaskKind::Copy => Box::new(Copy { delay }),
             TaskKind::TemporalOrder => Box::new(TemporalOrder { len: seq_len }),
-            TaskKind::Classify => return None,
+            TaskKind::Classify | TaskKind::Lm => return None,
         })
     }
 }

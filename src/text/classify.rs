@@ -6,15 +6,12 @@
 //! its last `seq_len` tokens, and a shorter one is padded in front, so the label is
 //! read right after the text's last token.
 
-use super::corpus::{self, Corpus, Document, Split};
-use super::tokenizer::{TextTokenizer, TokenizerKind};
+use super::corpus::{self, Corpus, Document, Split, keep_sample};
+use super::tokenizer::TextTokenizer;
 use crate::data::Dataset;
 use crate::train::config::{RunConfig, TextConfig};
 use crate::train::derive_seed;
 use anyhow::{Result, anyhow, bail};
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
 
 /// Everything a text classification run reads.
 pub struct TextData {
@@ -46,8 +43,8 @@ pub fn prepare(config: &RunConfig, tokenizer: Option<TextTokenizer>) -> Result<T
     let started = std::time::Instant::now();
     let (mut train, mut test, replaced) = split_corpus(text, config.seed)?;
     let read_s = started.elapsed().as_secs_f64();
-    cap(&mut train, config.train_size, derive_seed(config.seed, 6));
-    cap(&mut test, config.test_size, derive_seed(config.seed, 7));
+    keep_sample(&mut train, config.train_size, derive_seed(config.seed, 6));
+    keep_sample(&mut test, config.test_size, derive_seed(config.seed, 7));
     if train.len() < config.batch {
         bail!(
             "{}: {} training texts, fewer than one minibatch ({})",
@@ -66,7 +63,7 @@ pub fn prepare(config: &RunConfig, tokenizer: Option<TextTokenizer>) -> Result<T
     let train_texts: Vec<&str> = train.iter().map(|d| d.text.as_str()).collect();
     let tokenizer = match tokenizer {
         Some(t) => t,
-        None => make_tokenizer(text, &train_texts)?,
+        None => TextTokenizer::train_or_load(&text.tokenizer, text.vocab, &train_texts)?,
     };
     let pad = tokenizer.pad_id();
     let embedding_rows = tokenizer.vocab_size() + usize::from(pad.is_none());
@@ -167,20 +164,6 @@ fn split_corpus(text: &TextConfig, seed: u64) -> Result<(Vec<Document>, Vec<Docu
     Ok((pick(&train_idx), pick(&test_idx), replaced))
 }
 
-/// Keeps a seeded random `limit` of the documents (all when `limit` is 0 or more
-/// than there are), in their original order.
-fn cap(docs: &mut Vec<Document>, limit: usize, seed: u64) {
-    if limit == 0 || limit >= docs.len() {
-        return;
-    }
-    let mut idx: Vec<usize> = (0..docs.len()).collect();
-    idx.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-    idx.truncate(limit);
-    idx.sort_unstable();
-    let kept: Vec<Document> = idx.iter().map(|&i| docs[i].clone()).collect();
-    *docs = kept;
-}
-
 /// The sorted label names of the training texts, checked against `classes`.
 fn class_names(train: &[Document], source: &str, classes: usize) -> Result<Vec<String>> {
     let mut names: Vec<String> = Vec::new();
@@ -218,15 +201,4 @@ fn class_of(d: &Document, labels: &[String], source: &str) -> Result<u32> {
         .ok_or_else(|| {
             anyhow!("{source}: label `{label}` is not among the training labels {labels:?}")
         })
-}
-
-/// The task's tokenizer: trained on the training texts, or loaded.
-fn make_tokenizer(text: &TextConfig, train: &[&str]) -> Result<TextTokenizer> {
-    let kind = match text.tokenizer.as_str() {
-        "word" => TokenizerKind::Word,
-        "char" => TokenizerKind::Char,
-        "bpe" => TokenizerKind::Bpe,
-        spec => return TextTokenizer::load(spec),
-    };
-    TextTokenizer::train(kind, text.vocab, train)
 }

@@ -197,6 +197,20 @@ pub fn split_indices(
     ))
 }
 
+/// Keeps a seeded random `limit` of the documents (all when `limit` is 0 or at
+/// least their number), in their original order.
+pub fn keep_sample(docs: &mut Vec<Document>, limit: usize, seed: u64) {
+    if limit == 0 || limit >= docs.len() {
+        return;
+    }
+    let mut idx: Vec<usize> = (0..docs.len()).collect();
+    idx.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    idx.truncate(limit);
+    idx.sort_unstable();
+    let kept: Vec<Document> = idx.iter().map(|&i| docs[i].clone()).collect();
+    *docs = kept;
+}
+
 /// Documents and the count of bytes decoded as Latin-1.
 type Documents = (Vec<Document>, usize);
 

@@ -2,5 +2,7 @@
 
 pub mod classify;
 pub mod corpus;
+pub mod generate;
 pub mod hub;
+pub mod lm;
 pub mod tokenizer;

@@ -194,6 +194,18 @@ impl TextTokenizer {
         Ok(made)
     }
 
+    /// A tokenizer as a task names it: `word`, `char` or `bpe` trained on `texts`
+    /// with `vocab_size` entries, or else loaded (see [`TextTokenizer::load`]).
+    pub fn train_or_load(spec: &str, vocab_size: usize, texts: &[&str]) -> Result<Self> {
+        let kind = match spec {
+            "word" => TokenizerKind::Word,
+            "char" => TokenizerKind::Char,
+            "bpe" => TokenizerKind::Bpe,
+            _ => return Self::load(spec),
+        };
+        Self::train(kind, vocab_size, texts)
+    }
+
     /// Loads `tokenizer.json` from a path, or from the Hub with `hf:OWNER/NAME` or
     /// `hf:NAME` (optionally `@REVISION`), fetching `tokenizer.json` of that model
     /// repo through the hf-hub cache.

@@ -147,7 +147,7 @@ pub const FIELDS: &[(&str, &str, &str)] = &[
     (
         "seq_len",
         "per kind",
-        "sequence length (delay + 50; text: last tokens kept, 500)",
+        "sequence length (delay + 50; classify: last tokens kept, 500; lm: chunk, 100)",
     ),
     (
         "train_size",
@@ -192,7 +192,11 @@ pub const FIELDS: &[(&str, &str, &str)] = &[
         "sequential",
         "sequential | optimistic output-layer solve (target space)",
     ),
-    ("batch", "train_size", "minibatch size (text: 40)"),
+    (
+        "batch",
+        "train_size",
+        "minibatch size (classify: 40; lm: parallel streams, 32)",
+    ),
     ("rbs", "batch", "realisation batch size (target space)"),
     (
         "rsl",
@@ -227,12 +231,12 @@ pub const FIELDS: &[(&str, &str, &str)] = &[
     (
         "test_fraction",
         "0.1",
-        "fraction held out (seeded) when the corpus has no test split",
+        "held out when the corpus has no test split (classify: seeded; lm: the end)",
     ),
     (
         "tokenizer",
         "word",
-        "word | char | bpe (trained), a tokenizer.json path, or hf:NAME",
+        "word | char | bpe (trained; classify: word, lm: char), a tokenizer.json path, or hf:NAME",
     ),
     (
         "vocab",
@@ -240,7 +244,11 @@ pub const FIELDS: &[(&str, &str, &str)] = &[
         "vocabulary of a trained tokenizer, specials included",
     ),
     ("embed", "32", "embedding width (trained in weight space)"),
-    ("classes", "2", "number of classes of a text task"),
+    (
+        "classes",
+        "2",
+        "classes of a classify task (lm: the vocabulary)",
+    ),
     (
         "realisation_inputs",
         "noise",
@@ -413,7 +421,11 @@ impl TaskFile {
         };
         let batch = positive(
             "batch",
-            self.batch.unwrap_or(if text { 40 } else { train_size }),
+            self.batch.unwrap_or(match task {
+                TaskKind::Lm => 32,
+                _ if text => 40,
+                _ => train_size,
+            }),
         )?;
         if train_size > 0 && batch > train_size {
             bail!("batch ({batch}) must not exceed train_size ({train_size})");
@@ -506,7 +518,7 @@ impl TaskFile {
     }
 
     /// The text settings of a text task.
-    fn resolve_text(&self, task: crate::tasks::TaskKind) -> Result<TextConfig> {
+    fn resolve_text(&self, task: TaskKind) -> Result<TextConfig> {
         let Some(corpus) = self.corpus.clone() else {
             bail!(
                 "missing field `corpus`: task {} reads a corpus",
@@ -521,15 +533,28 @@ impl TaskFile {
         if vocab < 3 {
             bail!("vocab must be at least 3 (two special tokens and a word)");
         }
-        let classes = self.classes.unwrap_or(2);
-        if classes < 2 {
+        // A language model's classes are its vocabulary, known once the tokenizer is.
+        let classes = match (task, self.classes) {
+            (TaskKind::Lm, Some(_)) => {
+                bail!("field `classes` does not apply to task lm: its classes are the vocabulary")
+            }
+            (TaskKind::Lm, None) => 0,
+            (_, classes) => classes.unwrap_or(2),
+        };
+        if task != TaskKind::Lm && classes < 2 {
             bail!("classes must be at least 2");
         }
         Ok(TextConfig {
             corpus,
             test_corpus: self.test_corpus.clone(),
             test_fraction,
-            tokenizer: self.tokenizer.clone().unwrap_or_else(|| "word".into()),
+            tokenizer: self.tokenizer.clone().unwrap_or_else(|| {
+                match task {
+                    TaskKind::Lm => "char",
+                    _ => "word",
+                }
+                .into()
+            }),
             vocab,
             embed: positive("embed", self.embed.unwrap_or(32))?,
             classes,
@@ -539,7 +564,7 @@ impl TaskFile {
     }
 
     /// Refuses the text fields in a task that reads no corpus.
-    fn refuse_text_fields(&self, task: crate::tasks::TaskKind) -> Result<()> {
+    fn refuse_text_fields(&self, task: TaskKind) -> Result<()> {
         let given = [
             ("corpus", self.corpus.is_some()),
             ("test_corpus", self.test_corpus.is_some()),
@@ -562,7 +587,20 @@ impl TaskFile {
 }
 
 impl RunConfig {
+    /// The network's shape for a text task whose embedding has `rows` rows (the
+    /// vocabulary): a language model predicts one of them.
+    pub fn shape_with_vocabulary(&self, rows: usize) -> crate::fused::Shape {
+        let mut shape = self.shape();
+        if self.task == TaskKind::Lm {
+            shape.classes = rows;
+        }
+        shape
+    }
+
     /// The network's shape for this task.
+    ///
+    /// A language model's classes are its vocabulary, which the tokenizer decides:
+    /// see [`RunConfig::shape_with_vocabulary`].
     pub fn shape(&self) -> crate::fused::Shape {
         let (n_in, classes) = match (&self.text, self.task.build(self.delay, self.seq_len)) {
             (Some(text), _) => (text.embed, text.classes),
@@ -619,7 +657,11 @@ impl From<&RunConfig> for TaskFile {
             tokenizer: c.text.as_ref().map(|t| t.tokenizer.clone()),
             vocab: c.text.as_ref().map(|t| t.vocab),
             embed: c.text.as_ref().map(|t| t.embed),
-            classes: c.text.as_ref().map(|t| t.classes),
+            classes: c
+                .text
+                .as_ref()
+                .filter(|_| c.task != TaskKind::Lm)
+                .map(|t| t.classes),
             realisation_inputs: c.text.as_ref().map(|t| t.realisation_inputs),
             epochs: c.text.as_ref().map(|t| t.epochs),
         }

@@ -7,13 +7,15 @@ pub mod config;
 
 pub use crate::data::Dataset;
 
+use crate::cells::State;
 use crate::data::{self, Inputs};
 use crate::fused::{self, Shape};
 use crate::model::Model;
 use crate::target::{TargetConfig, TargetRnn};
 use crate::tasks;
-use crate::text::classify;
+use crate::tasks::TaskKind;
 use crate::text::tokenizer::TextTokenizer;
+use crate::text::{classify, lm};
 use crate::weight::WeightRnn;
 use adam::Adam;
 use anyhow::{Context, Result, anyhow, bail};
@@ -29,6 +31,23 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+/// What a text task's data brings besides its training and test sets.
+struct TextParts {
+    tokenizer: TextTokenizer,
+    embedding_rows: usize,
+    summary: String,
+    /// The realisation inputs' `prefixes` option, as tokens `(rsl, rbs)`.
+    prefixes: Dataset,
+    valid_tokens_per_byte: Option<f64>,
+}
+
+/// Tokens of a language model's training streams its train metrics are measured on.
+pub const LM_TRAIN_EVAL: usize = 1 << 16;
+
+/// Steps a language model's held-out streams are evaluated in at a time (the
+/// state carried across, so the figure does not depend on it).
+const EVAL_WINDOW: usize = 1024;
 
 /// Checkpoint name of a text task's embedding, `(V, embed)`.
 pub const EMBEDDING: &str = "embedding";
@@ -74,6 +93,19 @@ pub struct Metrics {
     pub ms_per_iteration: f64,
     /// The space trained in.
     pub space: Space,
+    /// A language model's held-out loss (nats per token; the same as `test_loss`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_loss: Option<f64>,
+    /// `exp(val_loss)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_perplexity: Option<f64>,
+    /// The held-out loss in bits per UTF-8 byte of text (comparable across
+    /// tokenizers): `val_loss / ln 2 × tokens / bytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_bits_per_byte: Option<f64>,
+    /// Training tokens per second (text tasks; padding included for classify).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_s: Option<f64>,
 }
 
 /// Independent seeds for each random choice of a run, derived from its one seed.
@@ -106,6 +138,12 @@ pub struct Trainer {
     iteration: usize,
     iterations: usize,
     eval_every: usize,
+    /// A language model's chunk length: it reads its streams window by window.
+    window: Option<usize>,
+    /// A language model's state after the last window, carried into the next.
+    carry: Option<Vec<State<f32>>>,
+    /// Tokens per byte of a language model's held-out text.
+    valid_tokens_per_byte: Option<f64>,
     elapsed: Duration,
     data_sha256: String,
     best_test_accuracy: Option<f64>,
@@ -169,13 +207,35 @@ impl Trainer {
                     tasks::generate(task.as_ref(), config.test_size, derive_seed(config.seed, 2));
                 (Dataset::from_set(&train), Dataset::from_set(&test), None)
             }
+            None if config.task == TaskKind::Lm => {
+                let data = lm::prepare(config, tokenizer)?;
+                let train = Dataset::streams(&data.train.ids, config.batch);
+                let test = Dataset::streams(&data.valid.ids, config.batch);
+                // The first rsl tokens of the first rbs streams.
+                let prefixes = if config.rbs <= train.count && config.rsl <= train.len {
+                    train.head(config.rbs).window(0, config.rsl)
+                } else {
+                    Dataset::empty()
+                };
+                let parts = TextParts {
+                    tokenizer: data.tokenizer,
+                    embedding_rows: data.embedding_rows,
+                    summary: data.summary,
+                    prefixes,
+                    valid_tokens_per_byte: Some(data.valid.tokens_per_byte()),
+                };
+                (train, test, Some(parts))
+            }
             None => {
-                let mut data = classify::prepare(config, tokenizer)?;
-                let (train, test) = (
-                    std::mem::replace(&mut data.train, Dataset::empty()),
-                    std::mem::replace(&mut data.test, Dataset::empty()),
-                );
-                (train, test, Some(data))
+                let data = classify::prepare(config, tokenizer)?;
+                let parts = TextParts {
+                    tokenizer: data.tokenizer,
+                    embedding_rows: data.embedding_rows,
+                    summary: data.summary,
+                    prefixes: data.prefixes,
+                    valid_tokens_per_byte: None,
+                };
+                (data.train, data.test, Some(parts))
             }
         };
         let data_sha256 = {
@@ -192,7 +252,10 @@ impl Trainer {
             checkpoint::sha256(&bytes)
         };
         let mut init_rng = ChaCha8Rng::seed_from_u64(derive_seed(config.seed, 3));
-        let shape = config.shape();
+        let shape = match &text {
+            Some(parts) => config.shape_with_vocabulary(parts.embedding_rows),
+            None => config.shape(),
+        };
         let embedding = match &text {
             Some(data) => {
                 // Keras' default for an embedding: uniform in ±0.05.
@@ -230,8 +293,9 @@ impl Trainer {
                 };
                 if values.len() != rsl * rbs * n_in {
                     bail!(
-                        "the realisation batch needs {rbs} training texts; there are {}",
-                        train.count
+                        "realisation_inputs prefixes: {rbs} training texts (or streams) of {rsl} tokens are needed; there are {} of {}",
+                        train.count,
+                        train.len
                     );
                 }
                 let inputs = Tensor::from_vec(values, (rsl, rbs, n_in), &device)?;
@@ -248,7 +312,12 @@ impl Trainer {
         let mut params = model.parameters();
         params.extend(embedding.clone());
         let optimizer = Adam::new(params, config.lr);
-        let per_epoch = train.count / config.batch;
+        // A language model reads its streams in windows of seq_len steps.
+        let window = (config.task == TaskKind::Lm).then_some(config.seq_len);
+        let per_epoch = match window {
+            Some(w) => train.len.div_ceil(w),
+            None => train.count / config.batch,
+        };
         let (iterations, eval_every) = match &config.text {
             Some(t) => (
                 t.epochs * per_epoch,
@@ -260,18 +329,22 @@ impl Trainer {
             ),
             None => (config.iterations, config.eval_every),
         };
-        let train_eval = if text.is_some() && train.count > TEXT_TRAIN_EVAL {
-            let idx: Vec<u32> = (0..TEXT_TRAIN_EVAL)
-                .map(|i| (i * train.count / TEXT_TRAIN_EVAL) as u32)
-                .collect();
-            train.select(&idx)
-        } else {
-            train.clone()
+        let train_eval = match (&text, window) {
+            (Some(_), Some(_)) => {
+                train.window(0, train.len.min((LM_TRAIN_EVAL / train.count).max(1)))
+            }
+            (Some(_), None) if train.count > TEXT_TRAIN_EVAL => {
+                let idx: Vec<u32> = (0..TEXT_TRAIN_EVAL)
+                    .map(|i| (i * train.count / TEXT_TRAIN_EVAL) as u32)
+                    .collect();
+                train.select(&idx)
+            }
+            _ => train.clone(),
         };
         Ok(Trainer {
             config: config.clone(),
             order: (0..train.count as u32).collect(),
-            cursor: train.count,
+            cursor: if window.is_some() { 0 } else { train.count },
             order_rng: ChaCha8Rng::seed_from_u64(derive_seed(config.seed, 4)),
             train,
             test,
@@ -279,11 +352,14 @@ impl Trainer {
             model,
             embedding,
             summary: text.as_ref().map(|d| d.summary.clone()),
+            valid_tokens_per_byte: text.as_ref().and_then(|d| d.valid_tokens_per_byte),
             tokenizer: text.map(|d| d.tokenizer),
             optimizer,
             iteration: 0,
             iterations,
             eval_every,
+            window,
+            carry: None,
             elapsed: Duration::ZERO,
             data_sha256,
             best_test_accuracy: None,
@@ -297,7 +373,24 @@ impl Trainer {
 
     /// Iterations in one pass over the training set.
     pub fn iterations_per_epoch(&self) -> usize {
-        (self.train.count / self.config.batch).max(1)
+        match self.window {
+            Some(w) => self.train.len.div_ceil(w),
+            None => self.train.count / self.config.batch,
+        }
+        .max(1)
+    }
+
+    /// Tokens (or steps of sequences) trained on in the first `iteration`
+    /// iterations.
+    fn tokens_through(&self, iteration: usize) -> usize {
+        match self.window {
+            Some(w) => {
+                let per_epoch = self.iterations_per_epoch();
+                let (epochs, k) = (iteration / per_epoch, iteration % per_epoch);
+                (epochs * self.train.len + (k * w).min(self.train.len)) * self.train.count
+            }
+            None => iteration * self.config.batch * self.train.len,
+        }
     }
 
     /// What a text task read (corpus, sizes, tokenizer), for the log.
@@ -378,6 +471,18 @@ impl Trainer {
                 Tensor::from_slice(v, v.len(), &Device::Cpu)?,
             ));
         }
+        if let Some(carry) = &self.carry {
+            for (l, state) in carry.iter().enumerate() {
+                for (part, values) in [("h", &state.h), ("c", &state.c)] {
+                    if !values.is_empty() {
+                        moments.push((
+                            format!("carry.layer.{l}.{part}"),
+                            Tensor::from_slice(values, values.len(), &Device::Cpu)?,
+                        ));
+                    }
+                }
+            }
+        }
         let mut tensors = self.model.tensors()?;
         if let Some(e) = &self.embedding {
             tensors.push((EMBEDDING.into(), e.as_tensor().clone()));
@@ -393,6 +498,85 @@ impl Trainer {
             named.push((EMBEDDING.into(), e.clone()));
         }
         named
+    }
+
+    /// A fresh run of `config` that starts from the parameters of the checkpoint
+    /// in `dir` (fine-tuning): its targets and realisation inputs (or weights), its
+    /// embedding and, for a text task, its tokenizer. The output layer is taken too
+    /// when the task kind is the same; a classifier started from a language model
+    /// gets a fresh output layer (projected, in target space). A checkpoint of
+    /// another network (depth, cell, widths, space, realisation batch) is refused,
+    /// naming the file and the tensor.
+    pub fn from_checkpoint(config: &RunConfig, dir: &Path) -> Result<Self> {
+        let saved = checkpoint::read(dir)?;
+        let source = &saved.config.task;
+        if source.text.is_some() != config.text.is_some() {
+            bail!(
+                "{}: a checkpoint of task {} cannot start task {}",
+                dir.display(),
+                source.task.name(),
+                config.task.name()
+            );
+        }
+        let tokenizer = match config.text {
+            Some(_) => Some(TextTokenizer::load(
+                &dir.join(checkpoint::TOKENIZER_FILE).to_string_lossy(),
+            )?),
+            None => None,
+        };
+        let mut trainer = Trainer::with_tokenizer(config, tokenizer)?;
+        let model_file = dir.join(checkpoint::MODEL_FILE);
+        let keep_output = source.task == config.task;
+        let depth = trainer.model.shape().layers.len();
+        let named = trainer.model.named_parameters();
+        for (k, (name, var)) in named.iter().enumerate() {
+            if k == depth && !keep_output {
+                continue;
+            }
+            let value = checkpoint::tensor(&saved.model, &model_file, name, var.dims())?;
+            var.set(&value.to_dtype(DType::F32)?)?;
+        }
+        if let Some(e) = &trainer.embedding {
+            e.set(&checkpoint::tensor(
+                &saved.model,
+                &model_file,
+                EMBEDDING,
+                e.dims(),
+            )?)?;
+        }
+        if config.space == Space::Target {
+            // The targets mean what they mean on the X̄ they were trained against.
+            let fixed = trainer.model.fixed_tensors();
+            let (_, inputs) = &fixed[0];
+            let inputs = checkpoint::tensor(
+                &saved.model,
+                &model_file,
+                crate::target::REALISATION_INPUTS,
+                inputs.dims(),
+            )?;
+            let target = TargetConfig {
+                shape: trainer.model.shape().clone(),
+                lambda: config.lambda,
+                target_std: config.target_std,
+                realisation: config.realisation,
+            };
+            let net = TargetRnn::from_targets(
+                &inputs,
+                named.into_iter().map(|(_, v)| v).collect(),
+                target,
+            )?;
+            if !keep_output {
+                net.project_output()?;
+            }
+            trainer.model = Box::new(net);
+        }
+        let params = trainer
+            .named_parameters()
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        trainer.optimizer = Adam::new(params, config.lr);
+        Ok(trainer)
     }
 
     /// Continues a saved run: the same data (checked by hash), parameters, optimiser
@@ -444,11 +628,44 @@ impl Trainer {
         }
         self.optimizer
             .restore(state.optimizer_step, first, second)?;
+        // A language model resumed mid-epoch continues from the state it carried.
+        let shape = self.model.shape().clone();
+        let carry: Option<Vec<State<f32>>> = (0..shape.layers.len())
+            .map(|l| {
+                let get = |part: &str| {
+                    saved
+                        .optimizer
+                        .get(&format!("carry.layer.{l}.{part}"))
+                        .map(|t| t.to_vec1::<f32>())
+                        .transpose()
+                };
+                Ok(match get("h")? {
+                    Some(h) => Some(State {
+                        h,
+                        c: get("c")?.unwrap_or_default(),
+                    }),
+                    None => None,
+                })
+            })
+            .collect::<candle_core::Result<Option<Vec<_>>>>()?;
+        if let Some(states) = &carry {
+            let fits = states.iter().zip(&shape.layers).all(|(s, &h)| {
+                s.h.len() == self.train.count * h
+                    && (s.c.is_empty() || s.c.len() == self.train.count * h)
+            });
+            if !fits {
+                bail!(
+                    "{}: the carried state does not fit this network",
+                    optimizer_file.display()
+                );
+            }
+        }
+        self.carry = carry;
         let order = &state.batch_order;
         let mut sorted = order.order.clone();
         sorted.sort_unstable();
         if sorted != (0..self.train.count as u32).collect::<Vec<_>>()
-            || order.cursor > order.order.len()
+            || (self.window.is_none() && order.cursor > order.order.len())
         {
             bail!(
                 "{}: batch_order is not a permutation of the training set",
@@ -483,6 +700,17 @@ impl Trainer {
     /// The next minibatch: `None` for the whole training set when `batch` is its
     /// size, else the next slice of a fresh shuffle each epoch.
     fn next_batch(&mut self) -> Option<Dataset> {
+        if let Some(w) = self.window {
+            // A language model: the next window of every stream; a new epoch starts
+            // the streams again from zero state.
+            if self.cursor * w >= self.train.len {
+                self.cursor = 0;
+                self.carry = None;
+            }
+            let t0 = self.cursor * w;
+            self.cursor += 1;
+            return Some(self.train.window(t0, (t0 + w).min(self.train.len)));
+        }
         let batch = self.config.batch;
         if batch == self.train.count {
             return None;
@@ -513,9 +741,13 @@ impl Trainer {
             (Inputs::Dense { .. }, true) => Vec::new(),
             _ => batch.vectors(table.as_ref().map(|(t, w)| (t.as_slice(), *w))),
         };
+        let fused_batch = fused::Batch {
+            start: self.carry.as_deref(),
+            ..batch.batch(&vectors)
+        };
         let result = self
             .model
-            .batch_gradients(&batch.batch(&vectors), shared)
+            .batch_gradients(&fused_batch, shared)
             .map_err(|e| {
                 anyhow!(
                     "training stopped at iteration {}: {e:#}",
@@ -533,6 +765,9 @@ impl Trainer {
             grads.push(data::embed_backward(grad_vectors, ids, e.dims()[0], *width));
         }
         self.optimizer.step(&grads)?;
+        if self.window.is_some() {
+            self.carry = Some(result.end);
+        }
         self.iteration += 1;
         self.elapsed += start.elapsed();
         Ok(result.loss)
@@ -552,12 +787,25 @@ impl Trainer {
         let shape = self.model.shape();
         let table = self.embedding_table()?;
         let table = table.as_ref().map(|(t, w)| (t.as_slice(), *w));
-        let (train_loss, train_accuracy) = evaluate(&weights, table, &self.train_eval, shape)?;
-        let (test_loss, test_accuracy) = evaluate(&weights, table, &self.test, shape)?;
+        let window = self.window.map(|_| EVAL_WINDOW);
+        let (train_loss, train_accuracy) =
+            evaluate(&weights, table, &self.train_eval, shape, window)?;
+        let (test_loss, test_accuracy) = evaluate(&weights, table, &self.test, shape, window)?;
         let elapsed_s = self.elapsed.as_secs_f64();
+        let lm = self.window.is_some();
         Ok(Metrics {
             iteration: self.iteration,
             epoch: self.iteration as f64 / self.iterations_per_epoch() as f64,
+            val_loss: lm.then_some(test_loss),
+            val_perplexity: lm.then(|| test_loss.exp()),
+            val_bits_per_byte: self
+                .valid_tokens_per_byte
+                .map(|r| test_loss / std::f64::consts::LN_2 * r),
+            tokens_per_s: self
+                .config
+                .text
+                .as_ref()
+                .map(|_| self.tokens_through(self.iteration) as f64 / elapsed_s.max(1e-9)),
             train_loss,
             train_accuracy,
             test_loss,
@@ -690,30 +938,40 @@ fn truncate_metrics(path: &Path, iteration: usize) -> Result<()> {
 /// Loss and accuracy of a network with these weights (every recurrent layer, then
 /// the output layer, and a text task's embedding table and width) on a whole set.
 ///
-/// Long sets are run in chunks of sequences, so that embedded text never needs
-/// more than a chunk's vectors in memory.
+/// Many sequences are run in groups, so that embedded text never needs more than a
+/// group's vectors in memory; with `window`, long sequences (a language model's
+/// streams) are run that many steps at a time with the state carried across,
+/// which gives the same figures as one pass.
 pub fn evaluate(
     weights: &[Vec<f32>],
     embedding: Option<(&[f32], usize)>,
     data: &Dataset,
     shape: &Shape,
+    window: Option<usize>,
 ) -> Result<(f64, f64)> {
-    const CHUNK: usize = 1000;
+    const GROUP: usize = 1000;
     let (mut loss, mut right) = (0.0, 0usize);
-    for start in (0..data.count).step_by(CHUNK) {
-        let end = (start + CHUNK).min(data.count);
-        let part;
-        let chunk = if (start, end) == (0, data.count) {
-            data
+    for start in (0..data.count).step_by(GROUP) {
+        let end = (start + GROUP).min(data.count);
+        let group = if (start, end) == (0, data.count) {
+            data.clone()
         } else {
-            let idx: Vec<u32> = (start as u32..end as u32).collect();
-            part = data.select(&idx);
-            &part
+            data.select(&(start as u32..end as u32).collect::<Vec<_>>())
         };
-        let vectors = chunk.vectors(embedding);
-        let scored = fused::evaluate(weights, &chunk.batch(&vectors), shape)?;
-        loss += scored.loss * chunk.labels.len() as f64;
-        right += scored.right;
+        let step = window.unwrap_or(group.len).max(1);
+        let mut carry: Option<Vec<State<f32>>> = None;
+        for t0 in (0..group.len).step_by(step) {
+            let part = group.window(t0, (t0 + step).min(group.len));
+            let vectors = part.vectors(embedding);
+            let batch = fused::Batch {
+                start: carry.as_deref(),
+                ..part.batch(&vectors)
+            };
+            let scored = fused::evaluate(weights, &batch, shape)?;
+            loss += scored.loss * part.labels.len() as f64;
+            right += scored.right;
+            carry = Some(scored.end);
+        }
     }
     let scored = data.labels.len().max(1) as f64;
     Ok((loss / scored, right as f64 / scored))
