@@ -600,6 +600,9 @@ pub struct Realisation<'a, T> {
     /// Whether the output layer's solve sees the top layer's stand-in states (fully
     /// optimistic) rather than its actual states.
     pub optimistic: bool,
+    /// Whether the last parameter is the output layer's weights (trained in weight
+    /// space) rather than its targets: then there is no output solve.
+    pub output_weights: bool,
 }
 
 /// Everything one realisation computed, kept for the backward pass.
@@ -677,6 +680,10 @@ pub fn realise<T: Float>(
         realised.stand_ins.push(stand_in);
         realised.solves.push(solved);
         realised.systems.push(at);
+    }
+    if real.output_weights {
+        realised.weights.push(targets[depth].clone());
+        return Ok(realised);
     }
     let top = shape.top();
     let seen = if real.optimistic {
@@ -772,15 +779,21 @@ pub fn target_space<T: Float>(
     )?;
     let mut grad_t: Vec<Vec<T>> = targets.iter().map(|t| vec![T::of(0.0); t.len()]).collect();
 
-    // Back through the output layer's solve.
-    let grad_seen = ridge_backward(
-        &r.solves[depth],
-        &grad_w[depth],
-        &r.systems[depth],
-        (n, 1 + shape.top(), shape.classes),
-        1,
-        &mut grad_t[depth],
-    );
+    // Back through the output layer's solve (or, for output weights trained in
+    // weight space, their gradient is the parameter's).
+    let grad_seen = if real.output_weights {
+        grad_t[depth].clone_from(&grad_w[depth]);
+        vec![T::of(0.0); n * shape.top()]
+    } else {
+        ridge_backward(
+            &r.solves[depth],
+            &grad_w[depth],
+            &r.systems[depth],
+            (n, 1 + shape.top(), shape.classes),
+            1,
+            &mut grad_t[depth],
+        )
+    };
 
     // A separate minibatch: back through its own passes, layer by layer.
     let mut grad_h = vec![T::of(0.0); n * shape.top()];

@@ -257,6 +257,7 @@ fn resume_trainer(dir: &Path, overrides: &[String]) -> Result<Trainer> {
 /// Prints a run's progress: a bar on a terminal, plain lines otherwise.
 struct Progress {
     bar: Option<ProgressBar>,
+    per_epoch: usize,
 }
 
 impl Progress {
@@ -272,7 +273,10 @@ impl Progress {
             bar.set_position(trainer.iteration() as u64);
             bar
         });
-        Progress { bar }
+        Progress {
+            bar,
+            per_epoch: trainer.iterations_per_epoch(),
+        }
     }
 
     fn line(&self, text: &str) {
@@ -287,7 +291,10 @@ impl Progress {
             Event::Step { iteration, loss } => {
                 if let Some(bar) = &self.bar {
                     bar.set_position(*iteration as u64);
-                    bar.set_message(format!("loss {loss:.4}"));
+                    bar.set_message(format!(
+                        "epoch {:.2}  loss {loss:.4}",
+                        *iteration as f64 / self.per_epoch as f64
+                    ));
                 }
             }
             Event::Evaluated(m) => self.line(&format_row(m)),
@@ -297,7 +304,7 @@ impl Progress {
 }
 
 fn format_row(m: &Metrics) -> String {
-    format!(
+    let mut row = format!(
         "iter {:>6}  epoch {:5.2}  train loss {:.4} acc {:6.2}%  test loss {:.4} acc {:6.2}%  {:7.2} s  {:6.2} ms/it",
         m.iteration,
         m.epoch,
@@ -307,7 +314,14 @@ fn format_row(m: &Metrics) -> String {
         100.0 * m.test_accuracy,
         m.elapsed_s,
         m.ms_per_iteration
-    )
+    );
+    if let (Some(ppl), Some(bpb)) = (m.val_perplexity, m.val_bits_per_byte) {
+        row.push_str(&format!("  val ppl {ppl:.3} bpb {bpb:.3}"));
+    }
+    if let Some(rate) = m.tokens_per_s {
+        row.push_str(&format!("  {rate:.0} tok/s"));
+    }
+    row
 }
 
 fn train(

@@ -19,6 +19,7 @@ use crate::fused::{self, Batch, Gradients, Shape};
 use crate::model::{Model, RnnWeights, flat};
 use crate::solve::ridge_solve;
 use candle_core::{Result, Tensor, Var, bail};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
@@ -55,6 +56,10 @@ pub struct TargetConfig {
     pub target_std: f64,
     /// Output-layer realisation variant.
     pub realisation: Realisation,
+    /// Whether the output layer is trained in weight space: its parameters are its
+    /// weights, not targets (for large vocabularies, whose output targets would be
+    /// `rsl × rbs × V`).
+    pub output_weights: bool,
 }
 
 /// What one realisation produces: the weights, and the states of the realisation
@@ -73,7 +78,8 @@ pub struct TargetRnn {
     inputs: Tensor,
     /// `X̄` flattened, for the fused pass.
     flat_inputs: Vec<f32>,
-    /// Targets of every recurrent layer, then of the output layer, `(rsl, rbs, ·)`.
+    /// Targets of every recurrent layer, `(rsl, rbs, ·)`, then of the output layer,
+    /// or its weights `(1 + H, C)` when it is trained in weight space.
     targets: Vec<Var>,
     config: TargetConfig,
 }
@@ -88,7 +94,22 @@ impl TargetRnn {
     ) -> anyhow::Result<Self> {
         let (rsl, rbs, _) = inputs.dims3()?;
         let mut targets = Vec::new();
-        for cols in config.shape.target_widths() {
+        let widths = config.shape.target_widths();
+        for (k, &cols) in widths.iter().enumerate() {
+            if k + 1 == widths.len() && config.output_weights {
+                // Weight space's initialisation: uniform in ±1/√H.
+                let (rows, c) = (1 + config.shape.top(), config.shape.classes);
+                let bound = 1.0 / (config.shape.top() as f32).sqrt();
+                let data: Vec<f32> = (0..rows * c)
+                    .map(|_| rng.random_range(-bound..bound))
+                    .collect();
+                targets.push(Var::from_tensor(&Tensor::from_vec(
+                    data,
+                    (rows, c),
+                    inputs.device(),
+                )?)?);
+                break;
+            }
             let data: Vec<f32> = (0..rsl * rbs * cols)
                 .map(|_| truncated_normal(rng) * config.target_std as f32)
                 .collect();
@@ -103,19 +124,20 @@ impl TargetRnn {
         Ok(net)
     }
 
-    /// A network with the given targets, as they are (no projection).
+    /// A network with the given targets (and output weights, when the output layer
+    /// is trained in weight space), as they are (no projection).
     pub fn from_targets(inputs: &Tensor, targets: Vec<Var>, config: TargetConfig) -> Result<Self> {
         let (rsl, rbs, _) = inputs.dims3()?;
         if config.lambda <= 0.0 || !config.lambda.is_finite() {
             bail!("target space needs λ > 0 (got {})", config.lambda);
         }
         let widths = config.shape.target_widths();
-        if targets.len() != widths.len()
-            || targets
-                .iter()
-                .zip(&widths)
-                .any(|(t, &w)| t.dims() != [rsl, rbs, w])
-        {
+        let mut dims: Vec<Vec<usize>> = widths.iter().map(|&w| vec![rsl, rbs, w]).collect();
+        if config.output_weights {
+            *dims.last_mut().expect("an output layer") =
+                vec![1 + config.shape.top(), config.shape.classes];
+        }
+        if targets.len() != dims.len() || targets.iter().zip(&dims).any(|(t, d)| t.dims() != d) {
             let dims: Vec<_> = targets.iter().map(|t| t.dims().to_vec()).collect();
             bail!(
                 "targets {dims:?} do not fit realisation inputs {:?} and widths {widths:?}",
@@ -143,6 +165,7 @@ impl TargetRnn {
             rbs,
             lambda: self.config.lambda,
             optimistic: self.config.realisation == Realisation::Optimistic,
+            output_weights: self.config.output_weights,
         })
     }
 
@@ -156,10 +179,11 @@ impl TargetRnn {
         let real = self.realisation()?;
         let realised = fused::realise(&self.flat_targets()?, &real, &self.config.shape)?;
         let sums = fused::realised_sums(&realised, &real, &self.config.shape);
+        let (rsl, rbs, _) = self.inputs.dims3()?;
         Ok(sums
             .into_iter()
-            .zip(&self.targets)
-            .map(|(s, t)| Tensor::from_vec(s, t.shape(), t.device()))
+            .zip(self.config.shape.target_widths())
+            .map(|(s, w)| Tensor::from_vec(s, (rsl, rbs, w), self.inputs.device()))
             .collect::<Result<_>>()?)
     }
 
@@ -167,7 +191,8 @@ impl TargetRnn {
     /// network actually produces on `X̄`, so training starts from targets the weights
     /// can meet exactly (up to `λ`).
     pub fn project(&self) -> anyhow::Result<()> {
-        for (t, s) in self.targets.iter().zip(self.realised_sums()?) {
+        let targets = self.targets.len() - usize::from(self.config.output_weights);
+        for (t, s) in self.targets[..targets].iter().zip(self.realised_sums()?) {
             t.set(&s)?;
         }
         Ok(())
@@ -178,6 +203,9 @@ impl TargetRnn {
     /// come from another run (a language model's, under a new classifier head) starts
     /// its fresh output layer from.
     pub fn project_output(&self) -> anyhow::Result<()> {
+        if self.config.output_weights {
+            return Ok(());
+        }
         let sums = self.realised_sums()?;
         let last = self.targets.len() - 1;
         self.targets[last].set(&sums[last])?;
@@ -188,8 +216,8 @@ impl TargetRnn {
     /// candle graph (differentiable).
     pub fn realise(&self) -> Result<Realised> {
         let shape = &self.config.shape;
-        if shape.layers.len() != 1 || shape.cell != CellKind::Tanh {
-            bail!("the op-by-op oracle covers one tanh layer");
+        if shape.layers.len() != 1 || shape.cell != CellKind::Tanh || self.config.output_weights {
+            bail!("the op-by-op oracle covers one tanh layer with output targets");
         }
         let (rsl, rbs, n_in) = self.inputs.dims3()?;
         let (h, c) = (shape.layers[0], shape.classes);
@@ -288,6 +316,8 @@ impl Model for TargetRnn {
                 (
                     if l < depth {
                         layer_targets_name(l)
+                    } else if self.config.output_weights {
+                        crate::model::OUTPUT_WEIGHTS.into()
                     } else {
                         OUTPUT_TARGETS.into()
                     },

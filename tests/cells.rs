@@ -103,6 +103,8 @@ struct Case {
     shape: Shape,
     shared: bool,
     optimistic: bool,
+    /// The output layer trained in weight space (its weights the last parameter).
+    output_weights: bool,
 }
 
 fn check_target_space(case: &Case, seed: u64) {
@@ -118,12 +120,16 @@ fn check_target_space(case: &Case, seed: u64) {
         .iter()
         .map(|&w| uniform(&mut rng, n * w, 1.0))
         .collect();
+    if case.output_weights {
+        *targets.last_mut().unwrap() = uniform(&mut rng, (1 + shape.top()) * shape.classes, 0.8);
+    }
     let real = Realisation {
         inputs: &inputs,
         rsl,
         rbs,
         lambda: 0.1,
         optimistic: case.optimistic,
+        output_weights: case.output_weights,
     };
     let (len, count, from) = if case.shared {
         (rsl, rbs, 2)
@@ -170,10 +176,11 @@ fn check_target_space(case: &Case, seed: u64) {
             let analytic = grads[p][i];
             assert!(
                 (analytic - numeric).abs() < 1e-6 * (1.0 + numeric.abs()),
-                "{:?} shared {} optimistic {}: target {p}[{i}]: {analytic} vs {numeric}",
+                "{:?} shared {} optimistic {} output weights {}: target {p}[{i}]: {analytic} vs {numeric}",
                 shape,
                 case.shared,
-                case.optimistic
+                case.optimistic,
+                case.output_weights
             );
         }
     }
@@ -223,12 +230,19 @@ fn shapes() -> Vec<Shape> {
 #[test]
 fn target_space_gradients_match_finite_differences() {
     for (k, shape) in shapes().into_iter().enumerate() {
-        for (shared, optimistic) in [(true, false), (false, false), (true, true)] {
+        for (shared, optimistic, output_weights) in [
+            (true, false, false),
+            (false, false, false),
+            (true, true, false),
+            (true, false, true),
+            (false, false, true),
+        ] {
             check_target_space(
                 &Case {
                     shape: shape.clone(),
                     shared,
                     optimistic,
+                    output_weights,
                 },
                 k as u64,
             );
@@ -305,6 +319,7 @@ fn input_gradients_match_finite_differences() {
             rbs,
             lambda: 0.1,
             optimistic: false,
+            output_weights: false,
         };
         let (len, count, from) = (6, 2, 5);
         let mut inputs = uniform(&mut rng, len * count * shape.n_in, 1.0);
@@ -479,6 +494,7 @@ fn gradients_from_a_carried_state_match_finite_differences() {
             rbs,
             lambda: 0.1,
             optimistic: false,
+            output_weights: false,
         };
         let grads = fused::target_space(&targets, &real, &batch, false, &shape)
             .unwrap()

@@ -402,3 +402,48 @@ fn train_eval_report_and_generate_from_the_command_line() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--init` from a language model to a classifier: the encoder (embedding,
+/// recurrent targets, realisation inputs) and the tokenizer carry over, the
+/// output layer is fresh, and the classifier trains.
+#[test]
+fn a_language_models_encoder_starts_a_classifier() {
+    let dir = scratch("encoder");
+    let text = synthetic_text(&dir, 800, 6);
+    let mut lm_run = trainer(task(&text, "target", 2));
+    lm_run.run(|_| Ok(())).unwrap();
+    let ckpt = dir.join("lm");
+    lm_run.save(&ckpt).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    let mut lines = String::new();
+    for _ in 0..300 {
+        let (animal, label) = [("cat", "feline"), ("dog", "canine")][rng.random_range(0..2)];
+        let place = ["the sun", "a tree", "the sea"][rng.random_range(0..3)];
+        lines.push_str(&format!(
+            "{{\"text\": \"the {animal} sees {place}.\", \"label\": \"{label}\"}}\n"
+        ));
+    }
+    let corpus = dir.join("labelled.jsonl");
+    std::fs::write(&corpus, lines).unwrap();
+    let file: TaskFile = serde_json::from_value(serde_json::json!({
+        "task": "classify", "corpus": corpus, "seq_len": 24, "embed": 8, "hidden": 24,
+        "batch": 8, "rbs": 8, "rsl": 20, "epochs": 3, "lr": 0.01, "seed": 1,
+    }))
+    .unwrap();
+    let mut classifier = Trainer::from_checkpoint(&file.resolve().unwrap(), &ckpt).unwrap();
+    let tensor = |t: &Trainer, name: &str| -> Vec<f32> {
+        let (_, model, _) = t.checkpoint_parts().unwrap();
+        let (_, value) = model.into_iter().find(|(n, _)| n == name).unwrap();
+        value.flatten_all().unwrap().to_vec1().unwrap()
+    };
+    for name in ["embedding", "targets.layer.0", "realisation.inputs"] {
+        assert_eq!(tensor(&classifier, name), tensor(&lm_run, name), "{name}");
+    }
+    assert_eq!(
+        classifier.tokenizer().unwrap().vocab_size(),
+        lm_run.tokenizer().unwrap().vocab_size()
+    );
+    let last = classifier.run(|_| Ok(())).unwrap();
+    assert!(last.test_accuracy > 0.9, "{}", last.test_accuracy);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -220,6 +220,7 @@ fn config(lambda: f64, realisation: Realisation) -> TargetConfig {
         lambda,
         target_std: 1.0,
         realisation,
+        output_weights: false,
     }
 }
 

@@ -71,6 +71,8 @@ pub struct TaskFile {
     pub target_std: Option<f64>,
     /// Output-layer realisation: `sequential` or `optimistic` (target space).
     pub realisation: Option<Realisation>,
+    /// The space of the output layer's parameters (target space networks).
+    pub output_space: Option<Space>,
     /// Minibatch size.
     pub batch: Option<usize>,
     /// Realisation batch size (target space).
@@ -193,6 +195,11 @@ pub const FIELDS: &[(&str, &str, &str)] = &[
         "sequential | optimistic output-layer solve (target space)",
     ),
     (
+        "output_space",
+        "space",
+        "target | weight: the output layer's parameters (weight: large vocabularies)",
+    ),
+    (
         "batch",
         "train_size",
         "minibatch size (classify: 40; lm: parallel streams, 32)",
@@ -287,6 +294,10 @@ pub struct RunConfig {
     pub target_std: f64,
     /// Output-layer realisation variant.
     pub realisation: Realisation,
+    /// The space of the output layer's parameters: targets, or (for large
+    /// vocabularies) weights trained by backpropagation.
+    #[serde(default = "target_space")]
+    pub output_space: Space,
     /// Minibatch size.
     pub batch: usize,
     /// Realisation batch size.
@@ -502,6 +513,7 @@ impl TaskFile {
             lambda,
             target_std,
             realisation: self.realisation.unwrap_or_default(),
+            output_space: self.output_space.unwrap_or(space),
             batch,
             rbs,
             rsl,
@@ -645,6 +657,7 @@ impl From<&RunConfig> for TaskFile {
             lambda: Some(c.lambda),
             target_std: Some(c.target_std),
             realisation: Some(c.realisation),
+            output_space: Some(c.output_space),
             batch: Some(c.batch),
             rbs: Some(c.rbs),
             rsl: Some(c.rsl),
@@ -666,6 +679,11 @@ impl From<&RunConfig> for TaskFile {
             epochs: c.text.as_ref().map(|t| t.epochs),
         }
     }
+}
+
+/// The default of fields that a checkpoint written before they existed lacks.
+fn target_space() -> Space {
+    Space::Target
 }
 
 fn positive(field: &str, value: usize) -> Result<usize> {

@@ -304,6 +304,7 @@ impl Trainer {
                     lambda: config.lambda,
                     target_std: config.target_std,
                     realisation: config.realisation,
+                    output_weights: config.output_space == Space::Weight,
                 };
                 Box::new(TargetRnn::new(&inputs, target, &mut init_rng)?)
             }
@@ -559,6 +560,7 @@ impl Trainer {
                 lambda: config.lambda,
                 target_std: config.target_std,
                 realisation: config.realisation,
+                output_weights: config.output_space == Space::Weight,
             };
             let net = TargetRnn::from_targets(
                 &inputs,
