@@ -682,7 +682,8 @@ fn list_tasks() {
         println!("  {:<15} defaults: {defaults}", "");
     }
     println!("\nTask-file fields (all optional but `task`; override any with --set key=value):");
+    let width = FIELDS.iter().map(|(f, _, _)| f.len()).max().unwrap_or(0);
     for (field, default, meaning) in FIELDS {
-        println!("  {field:<12} {default:<11} {meaning}");
+        println!("  {field:<width$} {default:<11} {meaning}");
     }
 }

@@ -227,7 +227,7 @@ pub const FIELDS: &[(&str, &str, &str)] = &[
     ),
     (
         "corpus",
-        "(classify)",
+        "(text)",
         "corpus to read: file, directory, IMDB dir or .tar.gz, A.{pos,neg}, .jsonl, hf://",
     ),
     (
