@@ -236,22 +236,26 @@ fn refuse_existing(dir: &Path) -> Result<()> {
 }
 
 fn resume_trainer(dir: &Path, overrides: &[String]) -> Result<Trainer> {
-    let mut iterations = None;
+    // Text tasks are counted in epochs, the others in iterations.
+    let key = if checkpoint::read_config(dir)?.task.text.is_some() {
+        "epochs"
+    } else {
+        "iterations"
+    };
+    let mut length = None;
     for item in overrides {
         match item.split_once('=') {
-            Some(("iterations" | "epochs", n)) => {
-                iterations = Some(
+            Some((k, n)) if k.trim() == key => {
+                length = Some(
                     n.trim()
                         .parse::<usize>()
                         .map_err(|_| anyhow!("--set {item}: not a count"))?,
                 )
             }
-            _ => bail!(
-                "--set {item}: with --resume only `iterations` (text tasks: `epochs`) may be changed"
-            ),
+            _ => bail!("--set {item}: with --resume only `{key}` may be changed"),
         }
     }
-    Trainer::resume(dir, iterations)
+    Trainer::resume(dir, length)
 }
 
 /// Prints a run's progress: a bar on a terminal, plain lines otherwise.

@@ -281,3 +281,26 @@ fn bad_text_tasks_fail_naming_the_problem() {
     assert!(stderr.contains("plain.txt"), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_text_run_is_resumed_for_more_epochs_not_iterations() {
+    let dir = scratch("epochs");
+    let corpus = synthetic_corpus(&dir, 100, 7);
+    let mut t = trainer(task(&corpus, "weight", 1));
+    t.run(|_| Ok(())).unwrap();
+    let ckpt = dir.join("ckpt");
+    t.save(&ckpt).unwrap();
+    let ckpt = ckpt.to_str().unwrap();
+    let out = tsrnn(&["train", "--resume", ckpt, "--set", "iterations=9"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("only `epochs`"), "{stderr}");
+    let out = tsrnn(&["train", "--resume", ckpt, "--set", "epochs=2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("epoch  2.00"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -582,11 +582,12 @@ impl Trainer {
     }
 
     /// Continues a saved run: the same data (checked by hash), parameters, optimiser
-    /// state, minibatch order and clock. `iterations` may be raised to train longer.
-    pub fn resume(dir: &Path, iterations: Option<usize>) -> Result<Self> {
+    /// state, minibatch order and clock. `length` may raise the iterations (text
+    /// tasks: the epochs) to train longer.
+    pub fn resume(dir: &Path, length: Option<usize>) -> Result<Self> {
         let saved = checkpoint::read(dir)?;
         let mut config = saved.config.task.clone();
-        if let Some(n) = iterations {
+        if let Some(n) = length {
             match &mut config.text {
                 Some(text) => text.epochs = n,
                 None => config.iterations = n,
