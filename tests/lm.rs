@@ -173,6 +173,8 @@ fn a_language_model_learns_in_both_spaces_and_resumes_mid_epoch_exactly() {
     for space in ["target", "weight"] {
         let mut fields = task(&corpus, space, 4);
         fields["eval_every"] = 10.into();
+        // Some windows start from zero state: the draws too must resume exactly.
+        fields["state_reset"] = 0.1.into();
         let mut whole = trainer(fields.clone());
         let first = whole.evaluate().unwrap();
         let all = rows(&mut whole);
@@ -445,5 +447,31 @@ fn a_language_models_encoder_starts_a_classifier() {
     );
     let last = classifier.run(|_| Ok(())).unwrap();
     assert!(last.test_accuracy > 0.9, "{}", last.test_accuracy);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// With `state_reset` 1 every window starts from zero state: the second window's
+/// loss is then that of the window alone, unlike with the state carried.
+#[test]
+fn state_reset_starts_windows_from_zero_state() {
+    let dir = scratch("reset");
+    let corpus = synthetic_text(&dir, 800, 9);
+    let second_loss = |p: f64| {
+        let mut fields = task(&corpus, "weight", 1);
+        fields["state_reset"] = p.into();
+        let mut t = trainer(fields);
+        t.step().unwrap();
+        t.step().unwrap()
+    };
+    assert_eq!(second_loss(0.0), second_loss(0.0));
+    assert_ne!(second_loss(0.0), second_loss(1.0));
+    let bad: Result<TaskFile, _> = serde_json::from_value(serde_json::json!({
+        "task": "classify", "corpus": corpus, "state_reset": 0.5,
+    }));
+    let err = bad.unwrap().resolve().expect_err("refused");
+    assert!(
+        format!("{err:#}").contains("applies to task lm only"),
+        "{err:#}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

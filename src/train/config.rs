@@ -104,6 +104,9 @@ pub struct TaskFile {
     pub realisation_inputs: Option<RealisationInputs>,
     /// Passes over the training set (text tasks, instead of `iterations`).
     pub epochs: Option<usize>,
+    /// A language model's chance, per stream and window, of starting the window
+    /// from zero state instead of the carried one.
+    pub state_reset: Option<f64>,
 }
 
 /// What a text task's realisation inputs `X̄` are.
@@ -140,6 +143,9 @@ pub struct TextConfig {
     pub realisation_inputs: RealisationInputs,
     /// Passes over the training set.
     pub epochs: usize,
+    /// A language model's chance, per stream and window, of a zero start state.
+    #[serde(default)]
+    pub state_reset: f64,
 }
 
 /// Every field of a task file, its default and meaning: the table `tsrnn tasks` prints.
@@ -262,6 +268,11 @@ pub const FIELDS: &[(&str, &str, &str)] = &[
         "noise (uniform in [-1,1]) | prefixes (embedded training texts) (text, target space)",
     ),
     ("epochs", "3", "passes over the training set (text tasks)"),
+    (
+        "state_reset",
+        "0",
+        "lm: chance a stream starts a window from zero state (teaches cold starts)",
+    ),
 ];
 
 /// A task with every choice made and checked.
@@ -572,6 +583,12 @@ impl TaskFile {
             classes,
             realisation_inputs: self.realisation_inputs.unwrap_or_default(),
             epochs: positive("epochs", self.epochs.unwrap_or(3))?,
+            state_reset: match (task, self.state_reset) {
+                (TaskKind::Lm, Some(p)) if (0.0..=1.0).contains(&p) => p,
+                (TaskKind::Lm, Some(p)) => bail!("state_reset must lie in [0, 1] (got {p})"),
+                (_, Some(_)) => bail!("field `state_reset` applies to task lm only"),
+                (_, None) => 0.0,
+            },
         })
     }
 
@@ -587,6 +604,7 @@ impl TaskFile {
             ("classes", self.classes.is_some()),
             ("realisation_inputs", self.realisation_inputs.is_some()),
             ("epochs", self.epochs.is_some()),
+            ("state_reset", self.state_reset.is_some()),
         ];
         if let Some((field, _)) = given.iter().find(|(_, g)| *g) {
             bail!(
@@ -677,6 +695,11 @@ impl From<&RunConfig> for TaskFile {
                 .map(|t| t.classes),
             realisation_inputs: c.text.as_ref().map(|t| t.realisation_inputs),
             epochs: c.text.as_ref().map(|t| t.epochs),
+            state_reset: c
+                .text
+                .as_ref()
+                .filter(|_| c.task == TaskKind::Lm)
+                .map(|t| t.state_reset),
         }
     }
 }

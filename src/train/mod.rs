@@ -732,6 +732,7 @@ impl Trainer {
     pub fn step(&mut self) -> Result<f64> {
         let start = Instant::now();
         let selected = self.next_batch();
+        self.reset_some_streams();
         let batch = selected.as_ref().unwrap_or(&self.train);
         // The whole training set is the realisation batch itself when X̄ is all of
         // it: the realisation pass is then the forward pass.
@@ -774,6 +775,31 @@ impl Trainer {
         self.iteration += 1;
         self.elapsed += start.elapsed();
         Ok(result.loss)
+    }
+
+    /// Zeroes the carried state of the streams whose draw for this iteration falls
+    /// under `state_reset`, so that a language model also learns to start from zero
+    /// state (as generation does). The draw is a hash of the seed, the iteration
+    /// and the stream: no generator state, so a resumed run draws the same.
+    fn reset_some_streams(&mut self) {
+        let p = self.config.text.as_ref().map_or(0.0, |t| t.state_reset);
+        let (Some(carry), true) = (&mut self.carry, p > 0.0) else {
+            return;
+        };
+        let streams = self.train.count;
+        let base = derive_seed(self.config.seed, 8) ^ self.iteration as u64;
+        for s in 0..streams {
+            let draw = derive_seed(base, s as u64) as f64 / u64::MAX as f64;
+            if draw < p {
+                for state in carry.iter_mut() {
+                    let h = state.h.len() / streams;
+                    state.h[s * h..(s + 1) * h].fill(0.0);
+                    if !state.c.is_empty() {
+                        state.c[s * h..(s + 1) * h].fill(0.0);
+                    }
+                }
+            }
+        }
     }
 
     /// The embedding's values and width, for a text task.
