@@ -526,8 +526,8 @@ fn eval_lm(
             )
         }
     };
-    let streams = lm::streams(
-        &stream,
+    let streams = Dataset::streams(
+        &stream.ids,
         config.batch.min(stream.ids.len().saturating_sub(1)).max(1),
     );
     let started = std::time::Instant::now();

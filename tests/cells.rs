@@ -11,6 +11,36 @@ fn uniform(rng: &mut ChaCha8Rng, n: usize, scale: f64) -> Vec<f64> {
     (0..n).map(|_| rng.random_range(-scale..scale)).collect()
 }
 
+/// Checks `samples` random entries of every parameter's analytic gradient against
+/// central differences of `loss`, to within `tol · (1 + |numeric|)`.
+fn check_gradients(
+    params: &mut [Vec<f64>],
+    grads: &[Vec<f64>],
+    loss: impl Fn(&[Vec<f64>]) -> f64,
+    (samples, tol): (usize, f64),
+    rng: &mut ChaCha8Rng,
+    what: &str,
+) {
+    let eps = 1e-6;
+    for p in 0..params.len() {
+        for _ in 0..samples {
+            let i = rng.random_range(0..params[p].len());
+            let base = params[p][i];
+            params[p][i] = base + eps;
+            let up = loss(params);
+            params[p][i] = base - eps;
+            let down = loss(params);
+            params[p][i] = base;
+            let numeric = (up - down) / (2.0 * eps);
+            assert!(
+                (grads[p][i] - numeric).abs() < tol * (1.0 + numeric.abs()),
+                "{what}: parameter {p}[{i}]: {} vs {numeric}",
+                grads[p][i]
+            );
+        }
+    }
+}
+
 fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
@@ -162,28 +192,11 @@ fn check_target_space(case: &Case, seed: u64) {
             .unwrap()
             .loss
     };
-    for p in 0..targets.len() {
-        for _ in 0..6 {
-            let i = rng.random_range(0..targets[p].len());
-            let eps = 1e-6;
-            let base = targets[p][i];
-            targets[p][i] = base + eps;
-            let up = loss(&targets);
-            targets[p][i] = base - eps;
-            let down = loss(&targets);
-            targets[p][i] = base;
-            let numeric = (up - down) / (2.0 * eps);
-            let analytic = grads[p][i];
-            assert!(
-                (analytic - numeric).abs() < 1e-6 * (1.0 + numeric.abs()),
-                "{:?} shared {} optimistic {} output weights {}: target {p}[{i}]: {analytic} vs {numeric}",
-                shape,
-                case.shared,
-                case.optimistic,
-                case.output_weights
-            );
-        }
-    }
+    let what = format!(
+        "{:?} shared {} optimistic {} output weights {}",
+        shape, case.shared, case.optimistic, case.output_weights
+    );
+    check_gradients(&mut targets, &grads, loss, (6, 1e-6), &mut rng, &what);
 }
 
 fn shapes() -> Vec<Shape> {
@@ -275,23 +288,9 @@ fn weight_space_gradients_match_finite_differences() {
             start: None,
         };
         let grads = fused::weight_space(&weights, &batch, &shape).unwrap().grads;
-        for p in 0..weights.len() {
-            for _ in 0..8 {
-                let i = rng.random_range(0..weights[p].len());
-                let base = weights[p][i];
-                let eps = 1e-6;
-                weights[p][i] = base + eps;
-                let up = fused::weight_space(&weights, &batch, &shape).unwrap().loss;
-                weights[p][i] = base - eps;
-                let down = fused::weight_space(&weights, &batch, &shape).unwrap().loss;
-                weights[p][i] = base;
-                let numeric = (up - down) / (2.0 * eps);
-                assert!(
-                    (grads[p][i] - numeric).abs() < 1e-7 * (1.0 + numeric.abs()),
-                    "{shape:?} {p}[{i}]"
-                );
-            }
-        }
+        let loss = |w: &[Vec<f64>]| fused::weight_space(w, &batch, &shape).unwrap().loss;
+        let what = format!("{shape:?}");
+        check_gradients(&mut weights, &grads, loss, (8, 1e-7), &mut rng, &what);
     }
 }
 
@@ -344,22 +343,14 @@ fn input_gradients_match_finite_differences() {
         for target in [true, false] {
             let grads = run(&inputs, target).inputs.expect("a separate batch");
             assert_eq!(grads.len(), inputs.len());
-            for _ in 0..8 {
-                let i = rng.random_range(0..inputs.len());
-                let base = inputs[i];
-                let eps = 1e-6;
-                inputs[i] = base + eps;
-                let up = run(&inputs, target).loss;
-                inputs[i] = base - eps;
-                let down = run(&inputs, target).loss;
-                inputs[i] = base;
-                let numeric = (up - down) / (2.0 * eps);
-                assert!(
-                    (grads[i] - numeric).abs() < 1e-6 * (1.0 + numeric.abs()),
-                    "{shape:?} target {target}: input {i}: {} vs {numeric}",
-                    grads[i]
-                );
-            }
+            check_gradients(
+                std::slice::from_mut(&mut inputs),
+                &[grads],
+                |x| run(&x[0], target).loss,
+                (8, 1e-6),
+                &mut rng,
+                &format!("{shape:?} target {target}: inputs"),
+            );
         }
     }
 }
@@ -463,24 +454,9 @@ fn gradients_from_a_carried_state_match_finite_differences() {
             .map(|&(r, c)| uniform(&mut rng, r * c, 0.8))
             .collect();
         let grads = fused::weight_space(&weights, &batch, &shape).unwrap().grads;
-        for p in 0..weights.len() {
-            for _ in 0..8 {
-                let i = rng.random_range(0..weights[p].len());
-                let base = weights[p][i];
-                let eps = 1e-6;
-                weights[p][i] = base + eps;
-                let up = fused::weight_space(&weights, &batch, &shape).unwrap().loss;
-                weights[p][i] = base - eps;
-                let down = fused::weight_space(&weights, &batch, &shape).unwrap().loss;
-                weights[p][i] = base;
-                let numeric = (up - down) / (2.0 * eps);
-                assert!(
-                    (grads[p][i] - numeric).abs() < 1e-7 * (1.0 + numeric.abs()),
-                    "{shape:?} weight {p}[{i}]: {} vs {numeric}",
-                    grads[p][i]
-                );
-            }
-        }
+        let loss = |w: &[Vec<f64>]| fused::weight_space(w, &batch, &shape).unwrap().loss;
+        let what = format!("{shape:?} weights");
+        check_gradients(&mut weights, &grads, loss, (8, 1e-7), &mut rng, &what);
         let (rsl, rbs) = (4, 3);
         let mut targets: Vec<Vec<f64>> = shape
             .target_widths()
@@ -499,27 +475,12 @@ fn gradients_from_a_carried_state_match_finite_differences() {
         let grads = fused::target_space(&targets, &real, &batch, false, &shape)
             .unwrap()
             .grads;
-        for p in 0..targets.len() {
-            for _ in 0..6 {
-                let i = rng.random_range(0..targets[p].len());
-                let base = targets[p][i];
-                let eps = 1e-6;
-                targets[p][i] = base + eps;
-                let up = fused::target_space(&targets, &real, &batch, false, &shape)
-                    .unwrap()
-                    .loss;
-                targets[p][i] = base - eps;
-                let down = fused::target_space(&targets, &real, &batch, false, &shape)
-                    .unwrap()
-                    .loss;
-                targets[p][i] = base;
-                let numeric = (up - down) / (2.0 * eps);
-                assert!(
-                    (grads[p][i] - numeric).abs() < 1e-6 * (1.0 + numeric.abs()),
-                    "{shape:?} target {p}[{i}]: {} vs {numeric}",
-                    grads[p][i]
-                );
-            }
-        }
+        let loss = |t: &[Vec<f64>]| {
+            fused::target_space(t, &real, &batch, false, &shape)
+                .unwrap()
+                .loss
+        };
+        let what = format!("{shape:?} targets");
+        check_gradients(&mut targets, &grads, loss, (6, 1e-6), &mut rng, &what);
     }
 }

@@ -203,12 +203,8 @@ fn train_then_eval_from_the_command_line() {
         stdout.contains("160 training and 40 test texts"),
         "{stdout}"
     );
-    let last: Metrics = std::fs::read_to_string(ckpt.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .last()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .unwrap();
+    let run = tsrnn::report::load_run(&ckpt).unwrap();
+    let last = run.rows.last().unwrap();
     let out = tsrnn(&["eval", ckpt.to_str().unwrap()]);
     assert!(
         out.status.success(),

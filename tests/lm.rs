@@ -93,7 +93,7 @@ fn uniform_outputs_give_perplexity_v_and_known_bits_per_byte() {
         .iter_mut()
         .for_each(|w| *w = 0.0);
     let table: Vec<f32> = (0..v * 3).map(|_| rng.random_range(-1.0..1.0)).collect();
-    let streams = lm::streams(&stream, 2);
+    let streams = Dataset::streams(&stream.ids, 2);
     let (nll, _) = train::evaluate(&weights, Some((&table, 3)), &streams, &shape, Some(5)).unwrap();
     let report = Perplexity::new(
         dir.clone(),
@@ -335,12 +335,8 @@ fn train_eval_report_and_generate_from_the_command_line() {
         serde_json::from_slice(&std::fs::read(report_dir.join("report.json")).unwrap()).unwrap();
     let nll = report["nll"].as_f64().unwrap();
     assert!((report["perplexity"].as_f64().unwrap() - nll.exp()).abs() < 1e-9);
-    let last: Metrics = std::fs::read_to_string(ckpt.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .last()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .unwrap();
+    let run = tsrnn::report::load_run(&ckpt).unwrap();
+    let last = run.rows.last().unwrap();
     assert!(
         (nll - last.test_loss).abs() < 1e-9,
         "{nll} vs {}",

@@ -17,9 +17,6 @@ use anyhow::{Result, anyhow, bail};
 pub struct TextData {
     /// The tokenizer (trained on the training texts, or loaded).
     pub tokenizer: TextTokenizer,
-    /// Rows of the embedding: the vocabulary, and one padding row when the tokenizer
-    /// has no padding token of its own.
-    pub embedding_rows: usize,
     /// Training texts, tokenised and padded.
     pub train: Dataset,
     /// Test texts, tokenised and padded.
@@ -65,9 +62,7 @@ pub fn prepare(config: &RunConfig, tokenizer: Option<TextTokenizer>) -> Result<T
         Some(t) => t,
         None => TextTokenizer::train_or_load(&text.tokenizer, text.vocab, &train_texts)?,
     };
-    let pad = tokenizer.pad_id();
-    let embedding_rows = tokenizer.vocab_size() + usize::from(pad.is_none());
-    let pad = pad.unwrap_or(tokenizer.vocab_size() as u32);
+    let pad = tokenizer.padding_id();
     let encode = |docs: &[Document], source: &str| -> Result<(Vec<Vec<u32>>, Vec<u32>)> {
         let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
         let ids = tokenizer.encode_batch(&texts)?;
@@ -107,7 +102,6 @@ pub fn prepare(config: &RunConfig, tokenizer: Option<TextTokenizer>) -> Result<T
         }
     );
     Ok(TextData {
-        embedding_rows,
         train: Dataset::from_tokens(&padded(&train_ids), &train_labels, len),
         test: Dataset::from_tokens(&padded(&test_ids), &test_labels, len),
         prefixes: Dataset::from_tokens(&heads, &vec![0; heads.len()], config.rsl),

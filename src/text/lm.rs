@@ -10,7 +10,6 @@
 
 use super::corpus::{Corpus, Document, Split, keep_sample};
 use super::tokenizer::TextTokenizer;
-use crate::data::Dataset;
 use crate::train::config::{RunConfig, TextConfig};
 use crate::train::derive_seed;
 use anyhow::{Result, anyhow, bail};
@@ -35,9 +34,6 @@ impl TokenStream {
 pub struct LmData {
     /// The tokenizer (trained on the training text, or loaded).
     pub tokenizer: TextTokenizer,
-    /// Rows of the embedding and classes of the output: the vocabulary, and one
-    /// padding row when the tokenizer has no padding token of its own.
-    pub embedding_rows: usize,
     /// The training text.
     pub train: TokenStream,
     /// The held-out text.
@@ -60,17 +56,13 @@ pub fn prepare(config: &RunConfig, tokenizer: Option<TextTokenizer>) -> Result<L
         bail!("{}: the training or held-out text is empty", text.corpus);
     }
     let read_s = started.elapsed().as_secs_f64();
+    let train_pieces = pieces(&train);
     let tokenizer = match tokenizer {
         Some(t) => t,
-        None => {
-            let sample = pieces(&train);
-            let sample: Vec<&str> = sample.iter().map(String::as_str).collect();
-            TextTokenizer::train_or_load(&text.tokenizer, text.vocab, &sample)?
-        }
+        None => TextTokenizer::train_or_load(&text.tokenizer, text.vocab, &train_pieces)?,
     };
-    let train = tokenise(&tokenizer, &train)?;
-    let valid = tokenise(&tokenizer, &valid)?;
-    let embedding_rows = tokenizer.vocab_size() + usize::from(tokenizer.pad_id().is_none());
+    let train = tokenise(&tokenizer, &train_pieces)?;
+    let valid = tokenise(&tokenizer, &pieces(&valid))?;
     let needed = config.batch * 2;
     if train.ids.len() < needed || valid.ids.len() < needed {
         bail!(
@@ -93,7 +85,6 @@ pub fn prepare(config: &RunConfig, tokenizer: Option<TextTokenizer>) -> Result<L
     );
     Ok(LmData {
         tokenizer,
-        embedding_rows,
         train,
         valid,
         summary,
@@ -103,7 +94,7 @@ pub fn prepare(config: &RunConfig, tokenizer: Option<TextTokenizer>) -> Result<L
 /// The whole of a corpus as one held-out stream (what `tsrnn eval --corpus` reads).
 pub fn read_stream(spec: &str, tokenizer: &TextTokenizer) -> Result<TokenStream> {
     let corpus = Corpus::read(spec)?;
-    tokenise(tokenizer, &join(corpus.documents.iter()))
+    tokenise(tokenizer, &pieces(&join(corpus.documents.iter())))
 }
 
 /// The training and held-out text of a task.
@@ -156,7 +147,7 @@ fn join<'a>(docs: impl Iterator<Item = &'a Document>) -> String {
 
 /// A text cut after newlines into pieces of about 64 KiB, so that they can be
 /// tokenised in parallel (no tokenizer here merges across a newline).
-fn pieces(text: &str) -> Vec<String> {
+fn pieces(text: &str) -> Vec<&str> {
     const PIECE: usize = 1 << 16;
     let mut out = Vec::new();
     let mut rest = text;
@@ -168,25 +159,16 @@ fn pieces(text: &str) -> Vec<String> {
         if end < rest.len() {
             end = rest[end..].find('\n').map_or(rest.len(), |i| end + i + 1);
         }
-        out.push(rest[..end].to_string());
+        out.push(&rest[..end]);
         rest = &rest[end..];
     }
     out
 }
 
-/// Token ids of a whole text.
-fn tokenise(tokenizer: &TextTokenizer, text: &str) -> Result<TokenStream> {
-    let parts = pieces(text);
-    let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
-    let ids = tokenizer.encode_batch(&refs)?.concat();
+/// Token ids of a whole text, given as its [`pieces`].
+fn tokenise(tokenizer: &TextTokenizer, pieces: &[&str]) -> Result<TokenStream> {
     Ok(TokenStream {
-        ids,
-        bytes: text.len(),
+        ids: tokenizer.encode_batch(pieces)?.concat(),
+        bytes: pieces.iter().map(|p| p.len()).sum(),
     })
-}
-
-/// The cut streams of a token stream: `count` parallel streams, labelled with
-/// their next tokens.
-pub fn streams(stream: &TokenStream, count: usize) -> Dataset {
-    Dataset::streams(&stream.ids, count)
 }

@@ -325,6 +325,18 @@ impl TextTokenizer {
         self.pad_id
     }
 
+    /// Rows an embedding of this tokenizer's ids needs: the vocabulary, and one more
+    /// for padding when the tokenizer has no padding token of its own.
+    pub fn embedding_rows(&self) -> usize {
+        self.vocab_size() + usize::from(self.pad_id.is_none())
+    }
+
+    /// The id padding is written with: the padding token, else the extra row
+    /// [`TextTokenizer::embedding_rows`] counts.
+    pub fn padding_id(&self) -> u32 {
+        self.pad_id.unwrap_or(self.vocab_size() as u32)
+    }
+
     /// The id of a token, if in the vocabulary.
     pub fn token_to_id(&self, token: &str) -> Option<u32> {
         self.inner.token_to_id(token)

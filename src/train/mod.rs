@@ -26,6 +26,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,7 +36,6 @@ use std::time::{Duration, Instant};
 /// What a text task's data brings besides its training and test sets.
 struct TextParts {
     tokenizer: TextTokenizer,
-    embedding_rows: usize,
     summary: String,
     /// The realisation inputs' `prefixes` option, as tokens `(rsl, rbs)`.
     prefixes: Dataset,
@@ -219,7 +219,6 @@ impl Trainer {
                 };
                 let parts = TextParts {
                     tokenizer: data.tokenizer,
-                    embedding_rows: data.embedding_rows,
                     summary: data.summary,
                     prefixes,
                     valid_tokens_per_byte: Some(data.valid.tokens_per_byte()),
@@ -230,7 +229,6 @@ impl Trainer {
                 let data = classify::prepare(config, tokenizer)?;
                 let parts = TextParts {
                     tokenizer: data.tokenizer,
-                    embedding_rows: data.embedding_rows,
                     summary: data.summary,
                     prefixes: data.prefixes,
                     valid_tokens_per_byte: None,
@@ -253,20 +251,17 @@ impl Trainer {
         };
         let mut init_rng = ChaCha8Rng::seed_from_u64(derive_seed(config.seed, 3));
         let shape = match &text {
-            Some(parts) => config.shape_with_vocabulary(parts.embedding_rows),
+            Some(parts) => config.shape_with_vocabulary(parts.tokenizer.embedding_rows()),
             None => config.shape(),
         };
         let embedding = match &text {
             Some(data) => {
                 // Keras' default for an embedding: uniform in ±0.05.
-                let values: Vec<f32> = (0..data.embedding_rows * shape.n_in)
+                let rows = data.tokenizer.embedding_rows();
+                let values: Vec<f32> = (0..rows * shape.n_in)
                     .map(|_| init_rng.random_range(-0.05..0.05))
                     .collect();
-                Some(Var::from_vec(
-                    values,
-                    (data.embedding_rows, shape.n_in),
-                    &device,
-                )?)
+                Some(Var::from_vec(values, (rows, shape.n_in), &device)?)
             }
             None => None,
         };
@@ -299,13 +294,7 @@ impl Trainer {
                     );
                 }
                 let inputs = Tensor::from_vec(values, (rsl, rbs, n_in), &device)?;
-                let target = TargetConfig {
-                    shape: shape.clone(),
-                    lambda: config.lambda,
-                    target_std: config.target_std,
-                    realisation: config.realisation,
-                    output_weights: config.output_space == Space::Weight,
-                };
+                let target = target_config(config, &shape);
                 Box::new(TargetRnn::new(&inputs, target, &mut init_rng)?)
             }
             Space::Weight => Box::new(WeightRnn::new(&shape, &mut init_rng, &device)?),
@@ -555,13 +544,7 @@ impl Trainer {
                 crate::target::REALISATION_INPUTS,
                 inputs.dims(),
             )?;
-            let target = TargetConfig {
-                shape: trainer.model.shape().clone(),
-                lambda: config.lambda,
-                target_std: config.target_std,
-                realisation: config.realisation,
-                output_weights: config.output_space == Space::Weight,
-            };
+            let target = target_config(config, trainer.model.shape());
             let net = TargetRnn::from_targets(
                 &inputs,
                 named.into_iter().map(|(_, v)| v).collect(),
@@ -982,15 +965,21 @@ pub fn evaluate(
     let (mut loss, mut right) = (0.0, 0usize);
     for start in (0..data.count).step_by(GROUP) {
         let end = (start + GROUP).min(data.count);
+        // Copies are made only of what is run in parts.
         let group = if (start, end) == (0, data.count) {
-            data.clone()
+            Cow::Borrowed(data)
         } else {
-            data.select(&(start as u32..end as u32).collect::<Vec<_>>())
+            Cow::Owned(data.select(&(start as u32..end as u32).collect::<Vec<_>>()))
         };
         let step = window.unwrap_or(group.len).max(1);
         let mut carry: Option<Vec<State<f32>>> = None;
         for t0 in (0..group.len).step_by(step) {
-            let part = group.window(t0, (t0 + step).min(group.len));
+            let t1 = (t0 + step).min(group.len);
+            let part = if (t0, t1) == (0, group.len) {
+                Cow::Borrowed(group.as_ref())
+            } else {
+                Cow::Owned(group.window(t0, t1))
+            };
             let vectors = part.vectors(embedding);
             let batch = fused::Batch {
                 start: carry.as_deref(),
@@ -1004,6 +993,17 @@ pub fn evaluate(
     }
     let scored = data.labels.len().max(1) as f64;
     Ok((loss / scored, right as f64 / scored))
+}
+
+/// The target-space settings of a task for a network of this shape.
+fn target_config(config: &RunConfig, shape: &Shape) -> TargetConfig {
+    TargetConfig {
+        shape: shape.clone(),
+        lambda: config.lambda,
+        target_std: config.target_std,
+        realisation: config.realisation,
+        output_weights: config.output_space == Space::Weight,
+    }
 }
 
 /// The text settings of a resolved text task.
